@@ -1,0 +1,3 @@
+// Debian's libjpeg-turbo (libturbojpeg0-dev) and libpng (libpng-dev), seen from Swift.
+#include <turbojpeg.h>
+#include <png.h>

@@ -373,6 +373,10 @@ int ct_reshape(const ct_tensor *a, const int64_t *shape, int ndim, ct_tensor **o
   CT_GUARD(*out = wrap(at::reshape(ref(a), shape_of(shape, ndim))))
 }
 
+int ct_permute(const ct_tensor *a, const int64_t *dims, int ndim, ct_tensor **out) {
+  CT_GUARD(*out = wrap(at::permute(ref(a), shape_of(dims, ndim))))
+}
+
 int ct_transpose(const ct_tensor *a, int64_t dim0, int64_t dim1, ct_tensor **out) {
   CT_GUARD(*out = wrap(at::transpose(ref(a), dim0, dim1)))
 }

@@ -115,6 +115,12 @@ extension Tensor {
         return try Tensor.make { ct_reshape(handle, dims, Int32(dims.count), $0) }
     }
 
+    /// A view with the dimensions reordered: result dimension i is input dimension `dims[i]`.
+    public func permuted(_ dims: [Int]) throws -> Tensor {
+        let order = dims.map(Int64.init)
+        return try Tensor.make { ct_permute(handle, order, Int32(order.count), $0) }
+    }
+
     public func transposed(_ dim0: Int, _ dim1: Int) throws -> Tensor {
         try Tensor.make { ct_transpose(handle, Int64(dim0), Int64(dim1), $0) }
     }

@@ -126,6 +126,7 @@ int ct_log_softmax(const ct_tensor *a, int64_t dim, ct_tensor **out);
 
 // --- shape and indexing ---------------------------------------------------------
 int ct_reshape(const ct_tensor *a, const int64_t *shape, int ndim, ct_tensor **out);
+int ct_permute(const ct_tensor *a, const int64_t *dims, int ndim, ct_tensor **out);
 int ct_transpose(const ct_tensor *a, int64_t dim0, int64_t dim1, ct_tensor **out);
 int ct_unsqueeze(const ct_tensor *a, int64_t dim, ct_tensor **out);
 int ct_squeeze_dim(const ct_tensor *a, int64_t dim, ct_tensor **out);

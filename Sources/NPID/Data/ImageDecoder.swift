@@ -1,0 +1,243 @@
+import CImageCodecs
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decoder for JPEG (libjpeg-turbo's TurboJPEG API) and PNG (libpng's simplified API) files into 8-bit RGB.
+///
+/// The format is chosen from the leading bytes, never from the file name. Errors are thrown as `DataError`
+/// and name the path; corrupt input never traps.
+public enum ImageDecoder {
+    /// The largest width × height accepted, checked against the header before the pixel buffer is allocated.
+    public static let maxPixelCount = 1 << 28
+
+    /// Reads and decodes the file at `path`.
+    public static func decode(contentsOf path: String) throws -> RGBImage {
+        let bytes = try readFile(atPath: path)
+        return try decode(bytes: bytes, path: path)
+    }
+
+    /// Decodes an in-memory JPEG or PNG file; `path` is used only in error messages.
+    public static func decode(bytes: [UInt8], path: String) throws -> RGBImage {
+        if hasJPEGSignature(bytes) {
+            return try decodeJPEG(bytes, path: path)
+        }
+        if hasPNGSignature(bytes) {
+            return try decodePNG(bytes, path: path)
+        }
+        throw DataError.unsupportedFormat(path: path)
+    }
+
+    // MARK: File input
+
+    /// Reads a whole file with POSIX calls, which avoids Foundation's `Data` copy for every image.
+    static func readFile(atPath path: String) throws -> [UInt8] {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw DataError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(descriptor) }
+
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            throw DataError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
+        }
+        if (status.st_mode & S_IFMT) == S_IFDIR {
+            throw DataError.unreadableFile(path: path, reason: "it is a folder")
+        }
+
+        let size = Int(status.st_size)
+        return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initializedCount in
+            // read() may return fewer bytes than asked for, and the file may shrink while it is read.
+            while initializedCount < size {
+                let result = read(descriptor, buffer.baseAddress! + initializedCount, size - initializedCount)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    throw DataError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
+                }
+                if result == 0 { break }
+                initializedCount += result
+            }
+        }
+    }
+
+    static func hasJPEGSignature(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF
+    }
+
+    static func hasPNGSignature(_ bytes: [UInt8]) -> Bool {
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        return bytes.count >= signature.count && bytes.prefix(signature.count).elementsEqual(signature)
+    }
+
+    static func checkPixelCount(width: Int, height: Int, path: String) throws {
+        guard width > 0, height > 0 else {
+            throw DataError.corruptImage(path: path, message: "header declares an empty \(width)x\(height) image")
+        }
+        guard width <= maxPixelCount / height else {
+            throw DataError.imageTooLarge(path: path, width: width, height: height)
+        }
+    }
+
+    // MARK: JPEG
+
+    static func decodeJPEG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+        guard let handle = tjInitDecompress() else {
+            throw DataError.corruptImage(path: path, message: "libjpeg-turbo could not create a decompressor")
+        }
+        defer { tjDestroy(handle) }
+
+        return try bytes.withUnsafeBufferPointer { jpeg in
+            let jpegSize = UInt(jpeg.count)
+            var width: Int32 = 0
+            var height: Int32 = 0
+            var subsampling: Int32 = 0
+            var colorspace: Int32 = 0
+            guard tjDecompressHeader3(handle, jpeg.baseAddress, jpegSize,
+                                      &width, &height, &subsampling, &colorspace) == 0 else {
+                throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
+            }
+            let pixelWidth = Int(width)
+            let pixelHeight = Int(height)
+            try checkPixelCount(width: pixelWidth, height: pixelHeight, path: path)
+
+            // TurboJPEG decodes CMYK and YCCK files only to CMYK pixels, so those are converted here.
+            let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+            let pixelFormat = isCMYK ? Int32(TJPF_CMYK.rawValue) : Int32(TJPF_RGB.rawValue)
+            let channels = isCMYK ? 4 : 3
+
+            // Warnings (such as "Premature end of JPEG file" for a truncated file) also return -1 and
+            // count as failures, because libjpeg-turbo fills the missing part with grey.
+            // NOTE: this also rejects files that other readers accept with a warning, such as
+            // "extraneous bytes before marker".
+            let decoded = try [UInt8](unsafeUninitializedCapacity: pixelWidth * pixelHeight * channels) {
+                buffer, initializedCount in
+                let status = tjDecompress2(handle, jpeg.baseAddress, jpegSize, buffer.baseAddress,
+                                           width, 0, height, pixelFormat, TJFLAG_ACCURATEDCT)
+                guard status == 0 else {
+                    throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
+                }
+                initializedCount = buffer.count
+            }
+
+            if isCMYK {
+                let pixels = convertCMYKToRGB(decoded, inverted: hasAdobeMarker(jpeg))
+                return RGBImage(width: pixelWidth, height: pixelHeight, pixels: pixels)
+            }
+            return RGBImage(width: pixelWidth, height: pixelHeight, pixels: decoded)
+        }
+    }
+
+    static func turboJPEGMessage(_ handle: tjhandle) -> String {
+        guard let message = tjGetErrorStr2(handle) else { return "unknown error" }
+        return String(cString: message)
+    }
+
+    /// Converts CMYK to RGB with the naive formula R = (1 - C)(1 - K), the same as Pillow's.
+    /// Without a colour management system this is only approximate.
+    /// - Parameter inverted: whether the samples are stored as 255 - value, which is Adobe's convention.
+    static func convertCMYKToRGB(_ cmyk: [UInt8], inverted: Bool) -> [UInt8] {
+        let pixelCount = cmyk.count / 4
+        return [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { rgb, initializedCount in
+            for pixel in 0..<pixelCount {
+                // With inverted samples, the stored value already is 255 - ink.
+                let key = Int(inverted ? cmyk[pixel * 4 + 3] : 255 - cmyk[pixel * 4 + 3])
+                for channel in 0..<3 {
+                    let stored = cmyk[pixel * 4 + channel]
+                    let inkless = Int(inverted ? stored : 255 - stored)
+                    rgb[pixel * 3 + channel] = UInt8((inkless * key + 127) / 255)
+                }
+            }
+            initializedCount = pixelCount * 3
+        }
+    }
+
+    /// Returns whether the header contains an APP14 "Adobe" segment, which marks inverted CMYK samples.
+    /// Pillow makes the same assumption.
+    static func hasAdobeMarker(_ jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
+        var offset = 2
+        while offset + 4 <= jpeg.count {
+            guard jpeg[offset] == 0xFF else { return false }
+            let marker = jpeg[offset + 1]
+            if marker == 0xFF {
+                offset += 1  // fill byte before a marker
+                continue
+            }
+            if marker == 0xDA || marker == 0xD9 {
+                return false  // start of scan or end of image: no header segments follow
+            }
+            let length = Int(jpeg[offset + 2]) << 8 | Int(jpeg[offset + 3])
+            if marker == 0xEE, length >= 7, offset + 9 <= jpeg.count {
+                let identifier = jpeg[(offset + 4)..<(offset + 9)]
+                if identifier.elementsEqual("Adobe".utf8) { return true }
+            }
+            offset += 2 + length
+        }
+        return false
+    }
+
+    // MARK: PNG
+
+    static func decodePNG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        defer { png_image_free(&image) }
+
+        // libpng keeps reading from the memory buffer until png_image_finish_read returns.
+        return try bytes.withUnsafeBytes { png in
+            guard png_image_begin_read_from_memory(&image, png.baseAddress, png.count) != 0 else {
+                throw DataError.corruptImage(path: path, message: "libpng: " + pngMessage(&image))
+            }
+            let width = Int(image.width)
+            let height = Int(image.height)
+            try checkPixelCount(width: width, height: height, path: path)
+
+            // Alpha is read and then dropped, which keeps the stored colours like Pillow's convert("RGB").
+            // Asking libpng for RGB instead would composite onto black.
+            let hasAlpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0
+            // PNG_FORMAT_RGBA is a macro expression that Swift does not import, so it is built from its flags.
+            image.format = hasAlpha ? PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA : PNG_FORMAT_RGB
+            // Without this flag, libpng treats 16-bit samples without gAMA or sRGB chunks as linear light
+            // and applies the sRGB curve when it reduces them to 8 bits.
+            // NOTE: files with a gAMA chunk are still converted to sRGB, unlike Pillow, which ignores gAMA.
+            image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
+            let channels = hasAlpha ? 4 : 3
+
+            let decoded = try [UInt8](unsafeUninitializedCapacity: width * height * channels) {
+                buffer, initializedCount in
+                guard png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil) != 0 else {
+                    throw DataError.corruptImage(path: path, message: "libpng: " + pngMessage(&image))
+                }
+                initializedCount = buffer.count
+            }
+
+            if hasAlpha {
+                return RGBImage(width: width, height: height, pixels: dropAlpha(decoded))
+            }
+            return RGBImage(width: width, height: height, pixels: decoded)
+        }
+    }
+
+    static func pngMessage(_ image: inout png_image) -> String {
+        let message = withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return message.isEmpty ? "unknown error" : message
+    }
+
+    static func dropAlpha(_ rgba: [UInt8]) -> [UInt8] {
+        let pixelCount = rgba.count / 4
+        return [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { rgb, initializedCount in
+            for pixel in 0..<pixelCount {
+                rgb[pixel * 3] = rgba[pixel * 4]
+                rgb[pixel * 3 + 1] = rgba[pixel * 4 + 1]
+                rgb[pixel * 3 + 2] = rgba[pixel * 4 + 2]
+            }
+            initializedCount = pixelCount * 3
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// The list of images in a split folder laid out as `SPLIT/CLASS/FILE`, like torchvision's `ImageFolder`.
+///
+/// Dataset order: classes sorted by name, then files sorted by name inside each class, both compared
+/// byte-wise on UTF-8 (the same as Python's `sorted` on `str`). The position of an image in `paths` is its
+/// dataset index, fixed when the folder is scanned. Only regular files directly inside a class folder whose
+/// names end in .jpg, .jpeg or .png (any letter case) count. Names starting with "." are ignored.
+public struct ImageFolder: Sendable {
+    public let directory: String
+    public let classNames: [String]
+    public let paths: [String]
+    public let labels: [Int]
+
+    public var count: Int { paths.count }
+
+    /// Scans `directory`.
+    /// - Parameter limitPerClass: keeps only the first N images of each class in file-name order.
+    /// - Throws: `DataError.missingFolder`, `.noClassFolders`, `.noImages`, or `.emptyClassFolders`
+    ///   when only some classes lack images, because torchvision rejects those too.
+    public init(split directory: String, limitPerClass: Int? = nil) throws {
+        if let limitPerClass {
+            precondition(limitPerClass > 0, "limitPerClass must be positive, got \(limitPerClass)")
+        }
+        let directory = Self.trimTrailingSlashes(directory)
+        guard Self.isFolder(directory) else {
+            throw DataError.missingFolder(path: directory)
+        }
+
+        let classNames = try Self.listNames(in: directory)
+            .filter { !$0.hasPrefix(".") && Self.isFolder(directory + "/" + $0) }
+            .sorted(by: Self.bytewiseLess)
+        guard !classNames.isEmpty else {
+            throw DataError.noClassFolders(path: directory)
+        }
+
+        var paths: [String] = []
+        var labels: [Int] = []
+        var emptyClasses: [String] = []
+        for (label, className) in classNames.enumerated() {
+            let classFolder = directory + "/" + className
+            var files = try Self.listNames(in: classFolder)
+                .filter { Self.isImageFileName($0) && Self.isRegularFile(classFolder + "/" + $0) }
+                .sorted(by: Self.bytewiseLess)
+            if let limitPerClass, files.count > limitPerClass {
+                files.removeSubrange(limitPerClass...)
+            }
+            if files.isEmpty {
+                emptyClasses.append(className)
+            }
+            paths.append(contentsOf: files.map { classFolder + "/" + $0 })
+            labels.append(contentsOf: repeatElement(label, count: files.count))
+        }
+
+        guard !paths.isEmpty else {
+            throw DataError.noImages(path: directory)
+        }
+        guard emptyClasses.isEmpty else {
+            throw DataError.emptyClassFolders(path: directory, classNames: emptyClasses)
+        }
+
+        self.directory = directory
+        self.classNames = classNames
+        self.paths = paths
+        self.labels = labels
+    }
+
+    static func isImageFileName(_ name: String) -> Bool {
+        guard !name.hasPrefix(".") else { return false }
+        let lowercased = name.lowercased()
+        return lowercased.hasSuffix(".jpg") || lowercased.hasSuffix(".jpeg") || lowercased.hasSuffix(".png")
+    }
+
+    static func bytewiseLess(_ left: String, _ right: String) -> Bool {
+        left.utf8.lexicographicallyPrecedes(right.utf8)
+    }
+
+    static func trimTrailingSlashes(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") {
+            trimmed.removeLast()
+        }
+        return String(trimmed)
+    }
+
+    /// Returns the entry names of `folder` other than "." and "..", in no particular order.
+    static func listNames(in folder: String) throws -> [String] {
+        guard let stream = opendir(folder) else {
+            throw DataError.unreadableFile(path: folder, reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(stream) }
+
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { tuple in
+                tuple.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: tuple.pointee)) {
+                    String(cString: $0)
+                }
+            }
+            if name != "." && name != ".." {
+                names.append(name)
+            }
+        }
+        return names
+    }
+
+    /// Returns whether `path` is a folder, following symbolic links.
+    static func isFolder(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Returns whether `path` is a regular file, following symbolic links.
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+    }
+}

@@ -1,0 +1,83 @@
+import Torch
+
+/// Top-1 and top-5 accuracy of a kNN classifier, in percent, with per-class top-1.
+public struct KNNAccuracy: Sendable, Equatable {
+    public var top1: Double
+    public var top5: Double
+    /// Top-1 accuracy of each class's queries, in percent; nil for a class with no query.
+    public var perClassTop1: [Double?]
+    public var queryCount: Int
+}
+
+/// Weighted k-nearest-neighbour classification (Wu et al., CVPR 2018, section 4.1).
+///
+/// Each query's k most similar bank rows (cosine similarity, rows and queries unit
+/// length) vote for their class with weight exp(s / σ); the class with the largest
+/// sum wins. k is capped at the bank size N.
+public struct WeightedKNN: Sendable {
+    public var neighborCount: Int
+    /// σ in exp(s / σ); the training temperature τ by convention.
+    public var temperature: Double
+    /// Queries per similarity block, which bounds memory at chunkSize × N floats.
+    public var chunkSize: Int
+
+    public init(neighborCount: Int = 200, temperature: Double, chunkSize: Int = 1024) {
+        self.neighborCount = neighborCount
+        self.temperature = temperature
+        self.chunkSize = chunkSize
+    }
+
+    /// Class scores [Q, C] for queries [Q, D] against a bank [N, D] whose rows have
+    /// labels `bankLabels` [N] (int64, same device).
+    public func classScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, classCount: Int) throws -> Tensor {
+        try withNoGrad {
+            let k = min(neighborCount, bank.shape[0])
+            let similarities = try queries.matmul(bank.t())                        // [Q, N]
+            let (values, neighbors) = try similarities.topk(k, dim: 1)            // [Q, k]
+            let neighborLabels = try bankLabels.indexSelect(dim: 0, index: neighbors.reshaped([-1]))
+                .reshaped(neighbors.shape)                                        // [Q, k]
+            let weights = try (values / temperature).exp()
+            let empty = try Tensor.zeros([queries.shape[0], classCount], dtype: weights.dtype, device: weights.device)
+            return try empty.scatterAdd(dim: 1, index: neighborLabels, source: weights)
+        }
+    }
+
+    /// Accuracy of the weighted vote for `queries` [Q, D] with true labels `queryLabels`.
+    public func evaluate(queries: Tensor, queryLabels: [Int], bank: Tensor, bankLabels: Tensor,
+                         classCount: Int) throws -> KNNAccuracy {
+        precondition(queries.shape[0] == queryLabels.count, "one label per query")
+        var top1Hits = 0
+        var top5Hits = 0
+        var classHits = [Int](repeating: 0, count: classCount)
+        var classTotals = [Int](repeating: 0, count: classCount)
+        let ranked = min(5, classCount)
+
+        var start = 0
+        while start < queryLabels.count {
+            let length = min(chunkSize, queryLabels.count - start)
+            let block = try queries.narrowed(dim: 0, start: start, length: length)
+            let scores = try classScores(queries: block, bank: bank, bankLabels: bankLabels, classCount: classCount)
+            let predictions = try scores.topk(ranked, dim: 1).indices.to(device: .cpu).toArray(of: Int64.self)
+            for row in 0..<length {
+                let truth = queryLabels[start + row]
+                let guesses = predictions[(row * ranked)..<((row + 1) * ranked)]
+                classTotals[truth] += 1
+                if guesses.first == Int64(truth) {
+                    top1Hits += 1
+                    classHits[truth] += 1
+                }
+                if guesses.contains(Int64(truth)) {
+                    top5Hits += 1
+                }
+            }
+            start += length
+        }
+
+        let total = Double(max(queryLabels.count, 1))
+        let perClass = zip(classHits, classTotals).map { hits, count in
+            count > 0 ? 100 * Double(hits) / Double(count) : nil
+        }
+        return KNNAccuracy(top1: 100 * Double(top1Hits) / total, top5: 100 * Double(top5Hits) / total,
+                           perClassTop1: perClass, queryCount: queryLabels.count)
+    }
+}

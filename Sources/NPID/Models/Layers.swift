@@ -1,0 +1,119 @@
+import Torch
+
+/// A named tensor of a model's state: a trainable parameter or a buffer (batch-norm
+/// running statistics). Names follow PyTorch's state-dict convention (`layer1.0.conv1.weight`).
+public struct StateEntry {
+    public let name: String
+    public let tensor: Tensor
+    public let isParameter: Bool
+}
+
+/// A part of a network that owns tensors.
+public protocol Layer: AnyObject {
+    /// Appends this layer's parameters and buffers, names prefixed with `prefix`.
+    func appendState(prefix: String, to state: inout [StateEntry])
+}
+
+/// Where new parameters go and in which layout.
+public struct ParameterPlacement: Sendable {
+    public var device: Device
+    /// 4-d weights use channels-last strides when true (what oneDNN and cuDNN run fastest on).
+    public var channelsLast: Bool
+
+    public init(device: Device = .cpu, channelsLast: Bool = false) {
+        self.device = device
+        self.channelsLast = channelsLast
+    }
+
+    /// Moves a freshly initialised CPU tensor into place and marks it trainable when asked.
+    func place(_ tensor: Tensor, trainable: Bool) throws -> Tensor {
+        var placed = try tensor.to(device: device)
+        if channelsLast && placed.rank == 4 {
+            placed = try placed.contiguous(.channelsLast)
+        }
+        if trainable {
+            try placed.requiringGrad()
+        }
+        return placed
+    }
+}
+
+/// Uniform samples in [-bound, bound] from libtorch's seeded generator.
+func uniform(_ shape: [Int], bound: Double) throws -> Tensor {
+    try Tensor.rand(shape) * (2 * bound) - bound
+}
+
+/// 2-d convolution without bias (every convolution of a ResNet is followed by batch norm).
+///
+/// Initialised as PyTorch's `nn.Conv2d` default (Kaiming uniform with a = √5), which
+/// amounts to uniform in ±1/√fan_in.
+public final class Conv2d: Layer {
+    public let weight: Tensor
+    public let stride: Int
+    public let padding: Int
+
+    public init(_ inputChannels: Int, _ outputChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                placement: ParameterPlacement) throws {
+        let fanIn = Double(inputChannels * kernel * kernel)
+        weight = try placement.place(uniform([outputChannels, inputChannels, kernel, kernel], bound: 1 / fanIn.squareRoot()),
+                                     trainable: true)
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try x.conv2d(weight: weight, stride: stride, padding: padding)
+    }
+
+    public func appendState(prefix: String, to state: inout [StateEntry]) {
+        state.append(StateEntry(name: prefix + "weight", tensor: weight, isParameter: true))
+    }
+}
+
+/// Batch normalisation over channels, PyTorch's defaults (momentum 0.1, ε 1e-5).
+public final class BatchNorm2d: Layer {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+
+    public init(_ channels: Int, placement: ParameterPlacement) throws {
+        weight = try placement.place(Tensor.full([channels], 1), trainable: true)
+        bias = try placement.place(Tensor.zeros([channels]), trainable: true)
+        runningMean = try placement.place(Tensor.zeros([channels]), trainable: false)
+        runningVar = try placement.place(Tensor.full([channels], 1), trainable: false)
+    }
+
+    public func callAsFunction(_ x: Tensor, training: Bool) throws -> Tensor {
+        try x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                        training: training)
+    }
+
+    public func appendState(prefix: String, to state: inout [StateEntry]) {
+        state.append(StateEntry(name: prefix + "weight", tensor: weight, isParameter: true))
+        state.append(StateEntry(name: prefix + "bias", tensor: bias, isParameter: true))
+        state.append(StateEntry(name: prefix + "running_mean", tensor: runningMean, isParameter: false))
+        state.append(StateEntry(name: prefix + "running_var", tensor: runningVar, isParameter: false))
+    }
+}
+
+/// Fully connected layer, initialised as PyTorch's `nn.Linear` (uniform in ±1/√fan_in).
+public final class Linear: Layer {
+    public let weight: Tensor
+    public let bias: Tensor
+
+    public init(_ inputFeatures: Int, _ outputFeatures: Int, placement: ParameterPlacement) throws {
+        let bound = 1 / Double(inputFeatures).squareRoot()
+        weight = try placement.place(uniform([outputFeatures, inputFeatures], bound: bound), trainable: true)
+        bias = try placement.place(uniform([outputFeatures], bound: bound), trainable: true)
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try x.linear(weight: weight, bias: bias)
+    }
+
+    public func appendState(prefix: String, to state: inout [StateEntry]) {
+        state.append(StateEntry(name: prefix + "weight", tensor: weight, isParameter: true))
+        state.append(StateEntry(name: prefix + "bias", tensor: bias, isParameter: true))
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+import Torch
+
+/// What a training run reports while it works. The library never prints; the caller
+/// decides how to show these.
+public enum TrainingEvent {
+    /// A note worth a log line (data sizes, Z estimated, resume point).
+    case message(String)
+    case step(StepProgress)
+    case untrainedAccuracy(KNNAccuracy)
+    case epochFinished(EpochMetrics)
+}
+
+public struct StepProgress: Sendable {
+    public var epoch: Int
+    public var epochs: Int
+    public var step: Int
+    public var steps: Int
+    public var loss: Double
+    public var imagesPerSecond: Double
+    public var elapsed: Double
+}
+
+/// The final figures of a run.
+public struct TrainingResult: Sendable {
+    public var bankAccuracy: KNNAccuracy
+    public var recomputedAccuracy: KNNAccuracy
+    public var untrainedAccuracy: KNNAccuracy?
+    public var checkpointPath: String
+}
+
+/// A training run stopped because a number went bad, naming where.
+public struct NonFiniteLossError: Error, CustomStringConvertible {
+    public let epoch: Int
+    public let step: Int
+    public let value: Double
+
+    public var description: String {
+        "training stopped: the loss became \(value) at epoch \(epoch + 1), step \(step + 1); the last good checkpoint is kept (try a lower --lr or a larger --nce-t)"
+    }
+}
+
+/// Trains a ResNet by non-parametric instance discrimination (Wu et al., CVPR 2018):
+/// features of augmented images against a memory bank, SGD on NCE or the full softmax,
+/// a momentum update of the bank rows of each batch, weighted kNN on the test split
+/// after every epoch, and a checkpoint at every epoch end.
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let runtime: RuntimeOptions
+    public let data: TrainingData
+    public let runDirectory: String
+
+    let model: ResNet
+    let bank: MemoryBank
+    let loss: InstanceLoss
+    var momentumBuffers: [Tensor?]
+    var epochsDone = 0
+    var stepsDone = 0
+    let trainLabels: Tensor
+
+    public var checkpointPath: String { runDirectory + "/" + Checkpoint.fileName }
+    public var metricsPath: String { runDirectory + "/metrics.jsonl" }
+
+    /// Sets up a new run, or continues `resume` when given.
+    public init(configuration: TrainingConfiguration, runtime: RuntimeOptions, data: TrainingData,
+                runDirectory: String, resume: Checkpoint? = nil) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.runtime = runtime
+        self.data = data
+        self.runDirectory = runDirectory
+
+        try Torch.manualSeed(configuration.seed)
+        let placement = ParameterPlacement(device: runtime.device, channelsLast: runtime.channelsLast)
+        model = try ResNet(configuration.model, placement: placement)
+        bank = try MemoryBank(count: data.train.count, dimension: configuration.model.featureDimension,
+                              momentum: configuration.bankMomentum, device: runtime.device)
+        switch configuration.lossKind {
+        case .nce(let k):
+            loss = NCELoss(negativeCount: k, temperature: configuration.temperature)
+        case .softmax:
+            loss = NonParametricSoftmaxLoss(temperature: configuration.temperature)
+        }
+        momentumBuffers = Array(repeating: nil, count: model.parameters.count)
+        trainLabels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
+
+        if let resume {
+            try restore(resume)
+        }
+    }
+
+    /// Trains until `configuration.epochs`, then evaluates with the memory bank and with
+    /// recomputed features.
+    public func run(events: (TrainingEvent) -> Void) throws -> TrainingResult {
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try writeConfiguration()
+        let metrics = MetricsLog(path: metricsPath)
+        try metrics.truncate(afterEpoch: epochsDone)
+
+        let trainLoader = BatchLoader(store: data.train,
+                                      transform: .train(TrainAugmentation(outputSize: configuration.imageSize)),
+                                      batchSize: configuration.batchSize, shuffle: true, seed: configuration.seed,
+                                      workers: runtime.workers, layout: runtime.channelsLast ? .nhwc : .nchw)
+        events(.message("training on \(data.train.count) images of \(data.classNames.count) classes, testing on \(data.test.count); \(trainLoader.batchCount) steps per epoch on \(runtime.device) with \(Torch.threadCount) threads"))
+        if configuration.negativeCount >= data.train.count {
+            events(.message("warning: --nce-k \(configuration.negativeCount) is not smaller than the \(data.train.count) training images, so noise samples repeat; the loss stays finite but --nce-k 0 (full softmax) is the better choice here"))
+        }
+
+        var untrained: KNNAccuracy?
+        if runtime.evaluateUntrained && epochsDone == 0 {
+            let accuracy = try evaluate(recompute: true)
+            untrained = accuracy
+            events(.untrainedAccuracy(accuracy))
+        }
+
+        while epochsDone < configuration.epochs {
+            let epochMetrics = try trainEpoch(loader: trainLoader, events: events)
+            try metrics.append(epochMetrics)
+            events(.epochFinished(epochMetrics))
+        }
+
+        let bankAccuracy = try evaluate(recompute: false)
+        let recomputed = try evaluate(recompute: true)
+        return TrainingResult(bankAccuracy: bankAccuracy, recomputedAccuracy: recomputed,
+                              untrainedAccuracy: untrained, checkpointPath: checkpointPath)
+    }
+
+    /// One pass over the training set, a kNN evaluation and a checkpoint.
+    func trainEpoch(loader: BatchLoader, events: (TrainingEvent) -> Void) throws -> EpochMetrics {
+        let epoch = epochsDone
+        let learningRate = configuration.schedule.learningRate(base: configuration.learningRate, epoch: epoch,
+                                                               epochs: configuration.epochs)
+        let parameters = model.parameters
+        let start = Date()
+        var lossSum = 0.0
+        var seen = 0
+
+        for (step, batch) in loader.epoch(epoch).enumerated() {
+            let lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
+            guard lossValue.isFinite else {
+                throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue)
+            }
+            lossSum += lossValue * Double(batch.count)
+            seen += batch.count
+            stepsDone += 1
+            if step == 0 && epoch == 0, let nce = loss as? NCELoss, let z = nce.normalizationConstant {
+                events(.message("NCE normalisation constant Z estimated from the first batch: \(z)"))
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            events(.step(StepProgress(epoch: epoch, epochs: configuration.epochs, step: step, steps: loader.batchCount,
+                                      loss: lossValue, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
+                                      elapsed: elapsed)))
+        }
+        let trainSeconds = Date().timeIntervalSince(start)
+
+        let accuracy = try evaluate(recompute: false)
+        epochsDone += 1
+        try saveCheckpoint()
+        return EpochMetrics(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), lr: learningRate,
+                            imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9),
+                            knnTop1: accuracy.top1, knnTop5: accuracy.top5,
+                            seconds: Date().timeIntervalSince(start))
+    }
+
+    /// One SGD step on `batch` followed by the memory-bank update; returns the loss.
+    func trainStep(_ batch: Batch, learningRate: Double, parameters: [Tensor]) throws -> Double {
+        let images = try batch.imageTensor(device: runtime.device, channelsLast: runtime.channelsLast)
+        let indices = try batch.indexTensor(device: runtime.device)
+
+        let features = try model(images, training: true)
+        let value = try loss.loss(features: features, indices: indices, bank: bank)
+        for parameter in parameters {
+            try parameter.clearGrad()
+        }
+        try value.backward()
+        try sgdStep(parameters: parameters, momentumBuffers: &momentumBuffers, learningRate: learningRate,
+                    momentum: configuration.sgdMomentum, weightDecay: configuration.weightDecay)
+        // After backward: the softmax loss saved the bank for its gradient.
+        try bank.update(indices: indices, with: features)
+        return try value.item()
+    }
+
+    /// Training images per second over `steps` steps, after `warmup` steps that let
+    /// oneDNN/cuDNN pick and cache their kernels. Changes the model and the bank, and
+    /// writes nothing.
+    public func measureThroughput(steps: Int, warmup: Int = 2) throws -> Double {
+        let loader = BatchLoader(store: data.train,
+                                 transform: .train(TrainAugmentation(outputSize: configuration.imageSize)),
+                                 batchSize: configuration.batchSize, shuffle: true, seed: configuration.seed,
+                                 workers: runtime.workers, layout: runtime.channelsLast ? .nhwc : .nchw)
+        let parameters = model.parameters
+        var done = 0
+        var images = 0
+        var start = Date()
+        var epoch = 0
+        while done < warmup + steps {
+            for batch in loader.epoch(epoch) {
+                if done == warmup {
+                    try Torch.synchronize(runtime.device)
+                    start = Date()
+                    images = 0
+                }
+                if done == warmup + steps {
+                    break
+                }
+                _ = try trainStep(batch, learningRate: configuration.learningRate, parameters: parameters)
+                images += batch.count
+                done += 1
+            }
+            epoch += 1
+        }
+        try Torch.synchronize(runtime.device)
+        return Double(images) / Date().timeIntervalSince(start)
+    }
+
+    /// Weighted kNN of the test split against the memory bank, or against training
+    /// features recomputed with the plain transform (the bank is left untouched).
+    public func evaluate(recompute: Bool) throws -> KNNAccuracy {
+        let plain = PlainTransform(outputSize: configuration.imageSize)
+        let layout: PixelLayout = runtime.channelsLast ? .nhwc : .nchw
+        let testLoader = BatchLoader(store: data.test, transform: .plain(plain), batchSize: 256, shuffle: false,
+                                     seed: configuration.seed, workers: runtime.workers, layout: layout)
+        let queries = try extractFeatures(model: model, loader: testLoader, count: data.test.count,
+                                          device: runtime.device, channelsLast: runtime.channelsLast)
+        var reference = bank.features
+        if recompute {
+            let trainLoader = BatchLoader(store: data.train, transform: .plain(plain), batchSize: 256, shuffle: false,
+                                          seed: configuration.seed, workers: runtime.workers, layout: layout)
+            reference = try extractFeatures(model: model, loader: trainLoader, count: data.train.count,
+                                            device: runtime.device, channelsLast: runtime.channelsLast)
+        }
+        let knn = WeightedKNN(neighborCount: configuration.neighborCount, temperature: configuration.temperature)
+        return try knn.evaluate(queries: queries, queryLabels: data.test.labels, bank: reference,
+                                bankLabels: trainLabels, classCount: data.classNames.count)
+    }
+
+    // MARK: state
+
+    func saveCheckpoint() throws {
+        let names = model.state.filter(\.isParameter).map(\.name)
+        var momentum: [String: SafetensorsTensor] = [:]
+        for (name, buffer) in zip(names, momentumBuffers) {
+            if let buffer {
+                momentum[name] = try SafetensorsTensor(name: name, tensor: buffer)
+            }
+        }
+        let checkpoint = Checkpoint(
+            configuration: configuration, epochsDone: epochsDone, stepsDone: stepsDone,
+            normalizationConstant: (loss as? NCELoss)?.normalizationConstant, classNames: data.classNames,
+            modelState: try model.stateEntries(), momentumBuffers: momentum,
+            memoryBank: try SafetensorsTensor(name: "memory_bank", tensor: bank.features),
+            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()))
+        try checkpoint.write(to: checkpointPath)
+    }
+
+    func restore(_ checkpoint: Checkpoint) throws {
+        let path = checkpointPath
+        guard checkpoint.memoryBank.shape == bank.features.shape else {
+            throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
+        }
+        try model.load(checkpoint.modelState, from: path)
+        try withNoGrad {
+            try bank.features.copy(from: checkpoint.memoryBank.tensor())
+        }
+        let names = model.state.filter(\.isParameter).map(\.name)
+        for (i, name) in names.enumerated() {
+            if let saved = checkpoint.momentumBuffers[name] {
+                momentumBuffers[i] = try saved.tensor().to(device: runtime.device)
+            }
+        }
+        if let nce = loss as? NCELoss {
+            nce.normalizationConstant = checkpoint.normalizationConstant
+        }
+        if let state = checkpoint.cpuRandomState {
+            try Torch.setCPURandomState(state.tensor())
+        }
+        epochsDone = checkpoint.epochsDone
+        stepsDone = checkpoint.stepsDone
+    }
+
+    func writeConfiguration() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(configuration)
+        try AtomicFile.write([UInt8](data) + [10], to: runDirectory + "/config.json")
+    }
+
+    /// The trained network, for retrieval and evaluation after `run`.
+    public var network: ResNet { model }
+    public var memoryBank: MemoryBank { bank }
+}

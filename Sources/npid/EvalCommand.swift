@@ -1,0 +1,69 @@
+import Foundation
+import NPID
+import Torch
+
+/// `npid eval`: weighted kNN accuracy of a checkpoint on an image folder's test split.
+enum EvalCommand {
+    static let specs: [OptionSpec] = [
+        OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
+        OptionSpec("--data", value: "ROOT", help: "image folder with train/ and test/ (the one the run trained on)"),
+        OptionSpec("--recompute", help: "recompute training features without augmentation instead of using the memory bank"),
+        OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted vote (default: the run's, usually 200)"),
+        OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default: the run's)"),
+        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+    ]
+
+    static let help = helpText(
+        usage: "npid eval --checkpoint FILE --data ROOT [--recompute]",
+        summary: """
+        Reports weighted kNN top-1 and top-5 accuracy on the test split, and per class, for a
+        trained checkpoint. By default the training features are the checkpoint's memory bank.
+        """,
+        specs: specs)
+
+    static func run(_ arguments: [String]) throws {
+        let options = try ParsedOptions(arguments, specs: specs, command: "eval")
+        let checkpointPath = try options.requiredString("--checkpoint")
+        let dataRoot = try options.requiredString("--data")
+        let runtime = try runtimeOptions(options)
+        try requireFile(checkpointPath, flag: "--checkpoint")
+
+        let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
+        var testLimit = model.configuration.testLimitPerClass
+        if let limit = try options.int("--test-limit-per-class") {
+            guard limit >= 1 else { throw UsageError("--test-limit-per-class must be at least 1, got \(limit)") }
+            testLimit = limit
+        }
+        let neighborCount = try options.int("--knn-k") ?? model.configuration.neighborCount
+        guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
+
+        let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
+                                         testLimitPerClass: testLimit,
+                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        let recompute = options.has("--recompute")
+        let accuracy = try model.evaluate(data: data, recompute: recompute, neighborCount: neighborCount)
+
+        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d, %d test images, %d training images)",
+                              accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
+                              min(neighborCount, data.train.count), accuracy.queryCount, data.train.count))
+        let width = data.classNames.map(\.count).max() ?? 5
+        for (name, top1) in zip(data.classNames, accuracy.perClassTop1) {
+            let padded = name.padding(toLength: max(width, 5), withPad: " ", startingAt: 0)
+            Console.output("  \(padded)  " + (top1.map { String(format: "%6.2f%%", $0) } ?? "   n/a"))
+        }
+    }
+}
+
+/// Throws a usage error naming `flag` when `path` is not a readable file.
+func requireFile(_ path: String, flag: String) throws {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+        throw UsageError("\(flag) \(path) does not exist")
+    }
+    guard !isFolder.boolValue else {
+        throw UsageError("\(flag) \(path) is a folder; pass the checkpoint.safetensors file inside it")
+    }
+}

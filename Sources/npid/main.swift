@@ -1,0 +1,73 @@
+import Foundation
+import NPID
+import Torch
+
+// npid: the command-line front end. Usage errors exit with 2, failures with 1.
+
+let usage = """
+usage: npid <command> [options]
+
+Learns image features without labels by non-parametric instance discrimination
+(Wu et al., CVPR 2018) and judges them with a weighted kNN classifier.
+
+commands:
+  train       train on an image folder, reporting kNN accuracy every epoch
+  eval        kNN accuracy of a checkpoint on the test split
+  neighbors   picture of test images next to their nearest training images
+  version     print the versions of npid and libtorch
+
+Run npid <command> --help for the options of a command.
+"""
+
+let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
+    "train": (TrainCommand.help, TrainCommand.run),
+    "eval": (EvalCommand.help, EvalCommand.run),
+    "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
+]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let name = arguments.first else {
+    FileHandle.standardError.write(Data((usage + "\n").utf8))
+    exit(2)
+}
+if name == "-h" || name == "--help" || name == "help" {
+    print(usage)
+    exit(0)
+}
+if name == "version" || name == "--version" {
+    print("npid 0.1.0 (libtorch \(Torch.version))")
+    exit(0)
+}
+guard let command = commands[name] else {
+    Console.error("unknown command '\(name)'; run npid --help to list the commands")
+    exit(2)
+}
+let rest = Array(arguments.dropFirst())
+if rest.contains("-h") || rest.contains("--help") {
+    print(command.help)
+    exit(0)
+}
+
+do {
+    try command.run(rest)
+} catch let error as UsageError {
+    Console.error(error.message)
+    exit(2)
+} catch let error as DataError {
+    Console.error(error.description)
+    exit(error.isUsageError ? 2 : 1)
+} catch {
+    Console.error(String(describing: error))
+    exit(1)
+}
+
+extension DataError {
+    /// A data folder that is missing or laid out wrongly is a bad --data argument (exit 2);
+    /// an unreadable or corrupt file is a failure (exit 1).
+    var isUsageError: Bool {
+        switch self {
+        case .missingFolder, .noClassFolders, .emptyClassFolders, .noImages: return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import CImageCodecs
+import Foundation
+import Testing
+@testable import NPID
+
+@Suite struct ImageFolderTests {
+    /// Writes `files` (relative paths) with placeholder bytes, in the given order.
+    private func makeFolder(_ files: [String]) throws -> String {
+        let root = try TestImages.makeTemporaryFolder()
+        for file in files {
+            try TestImages.write([0], to: root + "/" + file)
+        }
+        return root
+    }
+
+    @Test func folderOrdersClassesAndFiles() throws {
+        // Created out of order; byte-wise order puts "C" before "a" and "1.JPG" < "10.png" < "2.jpg".
+        let root = try makeFolder([
+            "b/2.jpg", "b/10.png", "b/1.JPG",
+            "a/z.jpeg", "a/.hidden.jpg", "a/notes.txt", "a/y.PNG",
+            "C/only.jpg",
+            ".git/x.jpg",
+        ])
+        defer { TestImages.removeFolder(root) }
+        try FileManager.default.createDirectory(atPath: root + "/a/folder.jpg", withIntermediateDirectories: true)
+
+        let folder = try ImageFolder(split: root + "/")
+
+        #expect(folder.directory == root)
+        #expect(folder.classNames == ["C", "a", "b"])
+        #expect(folder.paths == [
+            root + "/C/only.jpg",
+            root + "/a/y.PNG", root + "/a/z.jpeg",
+            root + "/b/1.JPG", root + "/b/10.png", root + "/b/2.jpg",
+        ])
+        #expect(folder.labels == [0, 1, 1, 2, 2, 2])
+        #expect(folder.count == 6)
+    }
+
+    @Test func limitPerClassKeepsFirstFiles() throws {
+        let root = try makeFolder(["cat/3.jpg", "cat/1.jpg", "cat/2.jpg", "dog/9.png", "dog/8.png"])
+        defer { TestImages.removeFolder(root) }
+
+        let folder = try ImageFolder(split: root, limitPerClass: 2)
+
+        #expect(folder.paths == [root + "/cat/1.jpg", root + "/cat/2.jpg", root + "/dog/8.png", root + "/dog/9.png"])
+        #expect(folder.labels == [0, 0, 1, 1])
+    }
+
+    @Test func missingFolderErrorNamesPath() {
+        let path = "/nonexistent-npid-root/train"
+        #expect(throws: DataError.missingFolder(path: path)) {
+            try ImageFolder(split: path)
+        }
+        let message = DataError.missingFolder(path: path).description
+        #expect(message.contains(path))
+        #expect(message.contains("--data"))
+    }
+
+    @Test func fileInsteadOfFolderThrowsMissing() throws {
+        let root = try makeFolder(["train"])
+        defer { TestImages.removeFolder(root) }
+
+        #expect(throws: DataError.missingFolder(path: root + "/train")) {
+            try ImageFolder(split: root + "/train")
+        }
+    }
+
+    @Test func folderWithoutClassesThrows() throws {
+        let root = try makeFolder(["loose.jpg"])
+        defer { TestImages.removeFolder(root) }
+
+        #expect(throws: DataError.noClassFolders(path: root)) {
+            try ImageFolder(split: root)
+        }
+        #expect(DataError.noClassFolders(path: root).description.contains(root))
+    }
+
+    @Test func classesWithoutImagesThrowNoImages() throws {
+        let root = try makeFolder(["cat/readme.txt", "dog/.hidden.png"])
+        defer { TestImages.removeFolder(root) }
+
+        #expect(throws: DataError.noImages(path: root)) {
+            try ImageFolder(split: root)
+        }
+        #expect(DataError.noImages(path: root).description.contains(root))
+    }
+
+    @Test func emptyClassFoldersAreNamed() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/readme.txt", "emu/notes.md"])
+        defer { TestImages.removeFolder(root) }
+
+        #expect(throws: DataError.emptyClassFolders(path: root, classNames: ["dog", "emu"])) {
+            try ImageFolder(split: root)
+        }
+        let message = DataError.emptyClassFolders(path: root, classNames: ["dog", "emu"]).description
+        #expect(message.contains("dog, emu"))
+        #expect(message.contains(root))
+    }
+
+    // MARK: ImageStore
+
+    @Test func storeDecodesFolderInDatasetOrder() throws {
+        let root = try TestImages.makeTemporaryFolder()
+        defer { TestImages.removeFolder(root) }
+        var expected: [RGBImage] = []
+        for index in 0..<12 {
+            let image = TestImages.noise(width: 4 + index, height: 3, seed: UInt64(index))
+            let png = TestImages.encodePNG(width: image.width, height: image.height, format: PNG_FORMAT_RGB,
+                                           pixels: image.pixels)
+            try TestImages.write(png, to: root + "/class\(index % 3)/\(index).png")
+            expected.append(image)
+        }
+        let folder = try ImageFolder(split: root)
+
+        let store = try ImageStore(folder: folder, threads: 3)
+
+        #expect(store.count == 12)
+        #expect(store.labels == folder.labels)
+        #expect(store.classNames == ["class0", "class1", "class2"])
+        for index in 0..<store.count {
+            let fileNumber = Int((folder.paths[index] as NSString).lastPathComponent.dropLast(4))!
+            #expect(store[index] == expected[fileNumber])
+        }
+    }
+
+    @Test func storeThrowsFirstCorruptFile() throws {
+        let root = try TestImages.makeTemporaryFolder()
+        defer { TestImages.removeFolder(root) }
+        let jpeg = TestImages.encodeJPEG(TestImages.gradient(width: 8, height: 8))
+        for index in 0..<200 {
+            try TestImages.write(jpeg, to: root + "/a/\(1000 + index).jpg")
+        }
+        try TestImages.write(Array(jpeg.prefix(jpeg.count / 2)), to: root + "/a/1150.jpg")
+        try TestImages.write(Array("text".utf8), to: root + "/a/1170.jpg")
+
+        let folder = try ImageFolder(split: root)
+        let error = #expect(throws: DataError.self) {
+            try ImageStore(folder: folder, threads: 2)
+        }
+        guard case .corruptImage(let path, _)? = error else {
+            Issue.record("expected corruptImage, got \(String(describing: error))")
+            return
+        }
+        #expect(path == root + "/a/1150.jpg")
+    }
+}

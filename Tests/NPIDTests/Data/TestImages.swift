@@ -1,0 +1,178 @@
+import CImageCodecs
+import Foundation
+@testable import NPID
+
+/// Encoders and temporary folders for the data pipeline tests, so that most tests need no shared data.
+enum TestImages {
+    /// Makes an image whose channels are smooth functions of position, so JPEG keeps them close.
+    static func gradient(width: Int, height: Int) -> RGBImage {
+        var pixels: [UInt8] = []
+        pixels.reserveCapacity(width * height * 3)
+        for y in 0..<height {
+            for x in 0..<width {
+                pixels.append(UInt8(40 + 160 * x / max(width - 1, 1)))
+                pixels.append(UInt8(40 + 160 * y / max(height - 1, 1)))
+                pixels.append(UInt8(120))
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// Makes an image with an independent pseudo-random value in every channel.
+    static func noise(width: Int, height: Int, seed: UInt64) -> RGBImage {
+        var random = SampleRandom(seed: seed)
+        let pixels = (0..<(width * height * 3)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    // MARK: JPEG
+
+    /// Encodes with TurboJPEG; `channels` must match `pixelFormat` (3 for RGB, 1 for gray, 4 for CMYK).
+    static func encodeJPEG(width: Int, height: Int, pixels: [UInt8], pixelFormat: TJPF,
+                           subsampling: TJSAMP = TJSAMP_444, quality: Int32 = 95) -> [UInt8] {
+        let handle = tjInitCompress()!
+        defer { tjDestroy(handle) }
+        var buffer: UnsafeMutablePointer<UInt8>?
+        var size: UInt = 0
+        let status = pixels.withUnsafeBufferPointer { source in
+            tjCompress2(handle, source.baseAddress, Int32(width), 0, Int32(height), Int32(pixelFormat.rawValue),
+                        &buffer, &size, Int32(subsampling.rawValue), quality, TJFLAG_ACCURATEDCT)
+        }
+        defer { tjFree(buffer) }
+        precondition(status == 0, "tjCompress2 failed: \(String(cString: tjGetErrorStr2(handle)))")
+        return Array(UnsafeBufferPointer(start: buffer, count: Int(size)))
+    }
+
+    static func encodeJPEG(_ image: RGBImage, quality: Int32 = 95) -> [UInt8] {
+        encodeJPEG(width: image.width, height: image.height, pixels: image.pixels, pixelFormat: TJPF_RGB,
+                   quality: quality)
+    }
+
+    // MARK: PNG
+
+    /// Encodes 8-bit samples with libpng's simplified write API.
+    /// `format` is a PNG_FORMAT_* value; colour-mapped formats need `colormap` in the same format.
+    static func encodePNG(width: Int, height: Int, format: UInt32, pixels: [UInt8],
+                          colormap: [UInt8]? = nil, colormapEntries: Int = 0) -> [UInt8] {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = format
+        image.colormap_entries = UInt32(colormapEntries)
+
+        var size: Int = 0
+        let sized = pixels.withUnsafeBytes { source in
+            png_image_write_to_memory(&image, nil, &size, 0, source.baseAddress, 0, colormap)
+        }
+        precondition(sized != 0, "png_image_write_to_memory could not size the PNG")
+        var output = [UInt8](repeating: 0, count: size)
+        let written = pixels.withUnsafeBytes { source in
+            output.withUnsafeMutableBytes { target in
+                png_image_write_to_memory(&image, target.baseAddress, &size, 0, source.baseAddress, 0, colormap)
+            }
+        }
+        precondition(written != 0, "png_image_write_to_memory failed")
+        return Array(output.prefix(size))
+    }
+
+    /// Returns the colour type byte of IHDR (0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA).
+    static func pngColorType(_ png: [UInt8]) -> UInt8 { png[25] }
+
+    /// Returns the bit depth byte of IHDR.
+    static func pngBitDepth(_ png: [UInt8]) -> UInt8 { png[24] }
+
+    /// Builds a PNG chunk by chunk, because libpng's simplified writer cannot produce 16-bit sRGB files
+    /// (it writes 16-bit data as linear light with gAMA 1.0) or headers with chosen sizes.
+    /// The image data is stored in uncompressed deflate blocks.
+    /// - Parameter rows: each row's samples, already in big-endian bytes, without the filter byte.
+    static func handWrittenPNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]]) -> [UInt8] {
+        var header: [UInt8] = []
+        header += bigEndian(UInt32(width))
+        header += bigEndian(UInt32(height))
+        header += [bitDepth, colorType, 0, 0, 0]
+
+        var raw: [UInt8] = []
+        for row in rows {
+            raw.append(0)  // filter type None
+            raw += row
+        }
+        var zlib: [UInt8] = [0x78, 0x01]
+        var offset = 0
+        repeat {
+            let length = min(65_535, raw.count - offset)
+            let isLast = offset + length == raw.count
+            zlib.append(isLast ? 1 : 0)
+            zlib += [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
+            zlib += raw[offset..<(offset + length)]
+            offset += length
+        } while offset < raw.count
+        zlib += bigEndian(adler32(raw))
+
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        png += chunk("IHDR", header)
+        png += chunk("IDAT", zlib)
+        png += chunk("IEND", [])
+        return png
+    }
+
+    private static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let typeBytes = Array(type.utf8)
+        return bigEndian(UInt32(data.count)) + typeBytes + data + bigEndian(crc32(typeBytes + data))
+    }
+
+    private static func bigEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+    }
+
+    private static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1
+            }
+        }
+        return ~crc
+    }
+
+    private static func adler32(_ bytes: [UInt8]) -> UInt32 {
+        var a: UInt32 = 1
+        var b: UInt32 = 0
+        for byte in bytes {
+            a = (a + UInt32(byte)) % 65_521
+            b = (b + a) % 65_521
+        }
+        return b << 16 | a
+    }
+
+    // MARK: Files
+
+    /// Creates an empty folder under the system temporary folder; the caller removes it.
+    static func makeTemporaryFolder() throws -> String {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("npid-data-tests-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func removeFolder(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Root of the real CIFAR-10 JPEG folders: $NPID_DATA, else the shared copy; nil when neither exists.
+    static func cifarRoot() -> String? {
+        var candidates: [String] = []
+        if let fromEnvironment = ProcessInfo.processInfo.environment["NPID_DATA"] {
+            candidates.append(fromEnvironment)
+        }
+        candidates.append("/work/shared/data/cifar10-jpeg")
+        return candidates.first { ImageFolder.isFolder($0 + "/train") && ImageFolder.isFolder($0 + "/test") }
+    }
+}

@@ -12,6 +12,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <cstring>
 #include <string>
@@ -151,14 +152,16 @@ int ct_cuda_load(const char *library_path) {
     std::string path = library_path != nullptr ? library_path : "";
     if (path.empty()) {
       // libtorch_cuda.so sits beside the libtorch_cpu.so this process already uses.
-      Dl_info info;
-      auto anchor = reinterpret_cast<void *>(static_cast<void (*)(uint64_t)>(&at::manual_seed));
-      if (dladdr(anchor, &info) != 0 && info.dli_fname != nullptr) {
-        std::string cpu_library = info.dli_fname;
-        path = cpu_library.substr(0, cpu_library.find_last_of('/') + 1) + "libtorch_cuda.so";
-      } else {
-        path = "libtorch_cuda.so";
+      path = "libtorch_cuda.so";
+      void *cpu_library = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+      struct link_map *map = nullptr;
+      if (cpu_library != nullptr && dlinfo(cpu_library, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr &&
+          map->l_name != nullptr) {
+        std::string cpu_path = map->l_name;
+        auto slash = cpu_path.find_last_of('/');
+        if (slash != std::string::npos) path = cpu_path.substr(0, slash + 1) + "libtorch_cuda.so";
       }
+      if (cpu_library != nullptr) dlclose(cpu_library);
     }
     void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
     if (handle == nullptr) {

@@ -65,7 +65,7 @@ enum NeighborsCommand {
             rows.append(row)
             Console.output(line)
         }
-        try PNGEncoder.write(ImageGrid().render(rows: rows), to: outputPath)
+        try PNGEncoder.write(ImageGrid(queryGap: 8).render(rows: rows), to: outputPath)
         let shown = neighbors.reduce(0) { $0 + $1.count }
         Console.output(String(format: "%d of %d neighbours share the query's class (%.1f%%); picture: %@",
                               sameClass, shown, 100 * Double(sameClass) / Double(max(shown, 1)), outputPath))

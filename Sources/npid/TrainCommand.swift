@@ -201,7 +201,11 @@ func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
         runtime.device = device
     }
     if case .cuda(let index) = runtime.device {
-        try Torch.loadCUDA()
+        do {
+            try Torch.loadCUDA()
+        } catch let error as TorchError {
+            throw CUDAUnavailableError(reason: error.message)
+        }
         guard index < Torch.cudaDeviceCount else {
             throw UsageError("--device cuda:\(index) does not exist; this machine has \(Torch.cudaDeviceCount) GPU(s)")
         }
@@ -218,4 +222,13 @@ func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
     runtime.channelsLast = !options.has("--no-channels-last")
     runtime.evaluateUntrained = options.has("--eval-untrained")
     return runtime
+}
+
+/// --device cuda on a machine where libtorch's CUDA backend cannot start (a failure, exit 1).
+struct CUDAUnavailableError: Error, CustomStringConvertible {
+    let reason: String
+
+    var description: String {
+        "--device cuda is not available here (\(reason)); use --device cpu, or run on a machine with an NVIDIA GPU and libtorch's CUDA libraries"
+    }
 }

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// `npid eval` and `npid neighbors` on the checkpoint of the shared tiny run.
+@Suite struct CLIEvaluationTests {
+    /// Checks the accuracy line and the per-class lines that `npid eval` prints.
+    private func expectEvalReport(_ result: CLIResult, run: CLITrainedRun, features: String,
+                                  sourceLocation: SourceLocation = #_sourceLocation) {
+        result.expectSuccess(sourceLocation: sourceLocation)
+        #expect(result.errorLines.isEmpty, sourceLocation: sourceLocation)
+        let lines = result.stdoutLines
+        #expect(lines.count == 1 + run.dataset.classNames.count, "stdout: \(result.stdout)", sourceLocation: sourceLocation)
+
+        let summary = "(\(features), k=5, \(run.dataset.testCount) test images, \(run.dataset.trainCount) training images)"
+        #expect(lines.first?.hasPrefix("kNN top-1 ") == true, sourceLocation: sourceLocation)
+        #expect(lines.first?.hasSuffix(summary) == true, "stdout: \(result.stdout)", sourceLocation: sourceLocation)
+
+        // One line per class, in class order: the name, then top-1 accuracy in percent.
+        for (line, className) in zip(lines.dropFirst(), run.dataset.classNames) {
+            let fields = line.split(separator: " ")
+            #expect(fields.first.map(String.init) == className, "line: \(line)", sourceLocation: sourceLocation)
+            let percent = fields.last.flatMap { Double($0.dropLast()) }
+            #expect(fields.last?.hasSuffix("%") == true, "line: \(line)", sourceLocation: sourceLocation)
+            #expect(percent.map { (0...100).contains($0) } == true, "line: \(line)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func evalReportsBankAccuracy() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["eval", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--threads", "1"],
+                                       in: scratch.path)
+
+        expectEvalReport(result, run: run, features: "memory bank")
+        // Both evaluate the final memory bank with k=5, so the figures agree with training's last line.
+        let trainingLine = run.result.stdoutLines.first { $0.contains("(memory bank,") }
+        #expect(trainingLine?.components(separatedBy: "  (").first == result.stdoutLines.first?.components(separatedBy: "  (").first)
+    }
+
+    @Test func evalRecomputesFeatures() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["eval", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--recompute", "--threads", "1"],
+                                       in: scratch.path)
+
+        expectEvalReport(result, run: run, features: "recomputed features")
+        let trainingLine = run.result.stdoutLines.first { $0.contains("(recomputed training features)") }
+        #expect(trainingLine?.components(separatedBy: "  (").first == result.stdoutLines.first?.components(separatedBy: "  (").first)
+    }
+
+    @Test func evalRejectsOtherDataSize() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: dataRoot)
+        let className = run.dataset.classNames[0]
+        let extra = try encodeJPEG(width: 32, height: 32, rgb: [UInt8](repeating: 90, count: 32 * 32 * 3))
+        try scratch.write(extra, to: "data/train/\(className)/zzzz.jpg")
+
+        let result = try await CLI.run(["eval", "--checkpoint", run.checkpointPath, "--data", dataRoot], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "checkpoint \(run.checkpointPath) has a memory bank of \(run.dataset.trainCount) rows but the training split has \(run.dataset.trainCount + 1) images; use the same --data and limits as the training run, or pass --recompute")
+    }
+
+    // MARK: neighbors
+
+    @Test func neighborsDrawsQueryGrid() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let picture = scratch.path + "/neighbors.png"
+        let queryCount = 3
+        let neighborCount = 4
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", picture, "--queries", String(queryCount),
+                                        "--neighbors", String(neighborCount), "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.errorLines.isEmpty)
+
+        // One text line per query, naming its file, its class and each neighbour's class and similarity.
+        let lines = result.stdoutLines
+        #expect(lines.count == queryCount + 1, "stdout: \(result.stdout)")
+        for (row, line) in lines.prefix(queryCount).enumerated() {
+            // Queries cycle through the classes: the first test image of each class in turn.
+            let className = run.dataset.classNames[row % run.dataset.classNames.count]
+            #expect(line.hasPrefix("\(run.dataset.root)/test/\(className)/"), "line: \(line)")
+            let parts = line.components(separatedBy: " [\(className)]: ")
+            #expect(parts.count == 2, "line: \(line)")
+            let neighbors = (parts.last ?? "").split(separator: " ")
+            #expect(neighbors.count == 2 * neighborCount, "line: \(line)")
+        }
+        #expect(lines.last?.hasSuffix("; picture: \(picture)") == true)
+
+        // The picture: PNG signature, then IHDR with the width and height as big-endian UInt32.
+        let png = try CLIFiles.bytes(picture)
+        try #require(png.count > 24)
+        #expect(Array(png[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        #expect(String(decoding: png[12..<16], as: UTF8.self) == "IHDR")
+        // ImageGrid's defaults: 64-pixel tiles with 4 pixels of padding around each and no
+        // query gap, so a grid of r rows and c columns is 4 + c·68 wide and 4 + r·68 high.
+        let tileSize = 64
+        let padding = 4
+        let columnCount = 1 + neighborCount
+        #expect(CLIFiles.unsignedBigEndian(png[16..<20]) == UInt32(padding + columnCount * (tileSize + padding)))
+        #expect(CLIFiles.unsignedBigEndian(png[20..<24]) == UInt32(padding + queryCount * (tileSize + padding)))
+    }
+
+    @Test func neighborsChecksOutFolderFirst() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let picture = scratch.path + "/missing-folder/neighbors.png"
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", picture, "--queries", "2", "--neighbors", "2"],
+                                       in: scratch.path)
+
+        // A bad --out is a usage error, found before any work and before any row is printed.
+        #expect(!result.timedOut)
+        #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.stderrLines.count == 1)
+        #expect(result.errorLines.first?.contains("--out \(picture)") == true, "stderr: \(result.stderr)")
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+
+/// Bad data folders, bad checkpoints and occupied run folders given to `npid`: each must fail
+/// with one `npid: error:` line naming the path, and write no run folder or checkpoint.
+@Suite struct CLIInputErrorTests {
+    /// Runs a one-epoch `npid train` on `dataRoot` into `runDirectory`.
+    private func train(data dataRoot: String, runDirectory: String, in folder: String,
+                       extraFlags: [String] = []) async throws -> CLIResult {
+        try await CLI.run(["train", "--data", dataRoot, "--run-dir", runDirectory, "--epochs", "1"]
+                              + CLIRuns.smallModelFlags + extraFlags,
+                          in: folder)
+    }
+
+    // MARK: Data folders
+
+    @Test func missingDataFolderIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/no-such-folder"
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot) does not exist; pass --data ROOT where ROOT holds train/ and test/ folders of class sub-folders")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func missingTrainSplitIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = try scratch.makeFolder("data")
+        try scratch.makeFolder("data/test/cat")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train does not exist or is not a folder; pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func trainSplitWithoutClassFolders() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = try scratch.makeFolder("data")
+        try scratch.makeFolder("data/train")
+        try scratch.makeFolder("data/test/cat")
+        // A loose image is not a class folder.
+        try scratch.write(try encodeJPEG(width: 8, height: 8, rgb: [UInt8](repeating: 128, count: 8 * 8 * 3)),
+                          to: "data/train/0000.jpg")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train contains no class sub-folders; put the images of each class in their own sub-folder, such as \(dataRoot)/train/cat/0001.jpg")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func classFoldersWithoutImages() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = try scratch.makeFolder("data")
+        try scratch.write(Array("not an image".utf8), to: "data/train/cat/notes.txt")
+        try scratch.makeFolder("data/train/dog")
+        try scratch.makeFolder("data/test/cat")
+        try scratch.makeFolder("data/test/dog")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train contains no .jpg, .jpeg or .png files in its class sub-folders; check that --data points at the right folder")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func oneEmptyClassFolderIsNamed() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        try scratch.makeFolder("data/train/zebra")
+        try scratch.makeFolder("data/test/zebra")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        // One folder takes the singular verb.
+        result.expectRejected(status: 2, message: "class folder zebra in \(dataRoot)/train contains no .jpg, .jpeg or .png files; add images to it or remove it")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func truncatedJPEGIsNamed() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        let classFolder = dataRoot + "/train/" + dataset.classNames[1]
+        let victim = classFolder + "/" + (try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()[2])
+        let whole = try CLIFiles.bytes(victim)
+        try Data(whole.prefix(whole.count / 2)).write(to: URL(fileURLWithPath: victim))
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines.count == 1)
+        #expect(result.stderrLines.count == 1)
+        #expect(result.stderr.hasPrefix("npid: error: cannot decode image \(victim) ("), "stderr: \(result.stderr)")
+        #expect(result.stderr.hasSuffix("); replace or delete the file\n"), "stderr: \(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func nonImageWithJPEGNameIsNamed() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        let impostor = try scratch.write(Array("GIF89a, not really a JPEG".utf8),
+                                         to: "data/test/\(dataset.classNames[0])/zzzz.jpg")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 1, message: "file \(impostor) is not a JPEG or PNG image (unrecognised leading bytes); convert it to JPEG or PNG or delete it")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    // MARK: Checkpoints
+
+    @Test func evalOfMissingCheckpoint() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let checkpoint = scratch.path + "/missing.safetensors"
+
+        let result = try await CLI.run(["eval", "--checkpoint", checkpoint, "--data", dataset.root], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--checkpoint \(checkpoint) does not exist")
+    }
+
+    @Test func evalOfFolderAsCheckpoint() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let folder = try scratch.makeFolder("run")
+
+        let result = try await CLI.run(["eval", "--checkpoint", folder, "--data", dataset.root], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--checkpoint \(folder) is a folder; pass the checkpoint.safetensors file inside it")
+    }
+
+    @Test func evalOfRandomBytesFails() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        var generator = CLIRandom(seed: 7)
+        let noise = (0..<4096).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let checkpoint = try scratch.write(noise, to: "noise.safetensors")
+
+        let result = try await CLI.run(["eval", "--checkpoint", checkpoint, "--data", dataset.root], in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.stderrLines.count == 1)
+        #expect(result.errorLines.count == 1)
+        #expect(result.stderr.hasPrefix("npid: error: safetensors file \(checkpoint) is not a safetensors file or is corrupt"),
+                "stderr: \(result.stderr)")
+    }
+
+    @Test func evalOfForeignSafetensorsFails() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        // A valid safetensors file with one tensor and another program's metadata.
+        let header = Array(#"{"__metadata__":{"format":"pt"},"weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.utf8)
+        let length = UInt64(header.count)
+        let lengthBytes = (0..<8).map { UInt8(truncatingIfNeeded: length >> (8 * $0)) }
+        let checkpoint = try scratch.write(lengthBytes + header + [UInt8](repeating: 0, count: 8), to: "model.safetensors")
+
+        let result = try await CLI.run(["eval", "--checkpoint", checkpoint, "--data", dataset.root], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "checkpoint \(checkpoint) is not a swift-npid checkpoint (metadata format is pt, expected swift-npid-checkpoint-1)")
+    }
+
+    @Test func resumeWithoutCheckpointIsRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = try scratch.makeFolder("run")
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--resume", runDirectory, "--epochs", "2"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--resume \(runDirectory) has no checkpoint.safetensors; pass the --run-dir of an earlier run")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory).isEmpty)
+    }
+
+    // MARK: Occupied run folders
+
+    @Test func existingCheckpointIsNotOverwritten() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+
+        let result = try await train(data: run.dataset.root, runDirectory: run.runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "run folder \(run.runDirectory) already holds a checkpoint; pass --resume \(run.runDirectory) to continue it, or choose another --run-dir")
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+    }
+
+    @Test func resumeIntoOtherRunIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let shared = try await CLIRuns.twoEpochs.value
+        let source = try CLIRuns.copy(shared, to: scratch.path + "/source")
+        let other = try CLIRuns.copy(shared, to: scratch.path + "/other")
+        let sourceBefore = try CLIFiles.snapshot(source.runDirectory)
+        let otherBefore = try CLIFiles.snapshot(other.runDirectory)
+
+        // --run-dir names a folder whose checkpoint belongs to another run.
+        let result = try await CLI.run(["train", "--data", source.dataset.root, "--resume", source.runDirectory,
+                                        "--run-dir", other.runDirectory, "--epochs", "3", "--workers", "0",
+                                        "--threads", "1"],
+                                       in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 2, "stdout: \(result.stdout)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines.count == 1)
+        #expect(result.errorLines.first?.contains(other.runDirectory) == true, "stderr: \(result.stderr)")
+        #expect(try CLIFiles.snapshot(other.runDirectory) == otherBefore, "another run's files were overwritten")
+        #expect(try CLIFiles.snapshot(source.runDirectory) == sourceBefore)
+    }
+}

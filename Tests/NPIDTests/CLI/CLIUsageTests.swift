@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+
+/// Help, version, commands and option values of `npid`, run as a separate process.
+@Suite struct CLIUsageTests {
+    // MARK: Help and version
+
+    @Test func noArgumentsPrintsUsage() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run([], in: scratch.path)
+
+        #expect(result.status == 2)
+        #expect(result.stdout == "")
+        #expect(result.stderr.hasPrefix("usage: npid <command> [options]\n"))
+        for command in ["train", "eval", "neighbors", "version"] {
+            #expect(result.stderrLines.contains { $0.hasPrefix("  \(command) ") }, "missing command \(command)")
+        }
+    }
+
+    @Test func topLevelHelpListsCommands() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["--help"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr == "")
+        #expect(result.stdout.hasPrefix("usage: npid <command> [options]\n"))
+        for command in ["train", "eval", "neighbors", "version"] {
+            #expect(result.stdoutLines.contains { $0.hasPrefix("  \(command) ") }, "missing command \(command)")
+        }
+    }
+
+    /// A subcommand, the first line of its help and the option labels the help must list.
+    struct SubcommandHelp: Sendable, CustomTestStringConvertible {
+        let command: String
+        let usageLine: String
+        let flags: [String]
+
+        var testDescription: String { command }
+    }
+
+    static let subcommandHelps = [
+        SubcommandHelp(command: "train", usageLine: "usage: npid train --data ROOT [--run-dir DIR] [options]",
+                       flags: ["--data ROOT", "--run-dir DIR", "--resume RUN_DIR", "--epochs N", "--limit-per-class N",
+                               "--arch NAME", "--width W", "--low-dim D", "--nce-k K", "--nce-t T", "--nce-m M",
+                               "--lr LR", "-b, --batch-size B", "--knn-k K", "--seed S", "--device DEV",
+                               "--threads N", "--workers N", "--eval-untrained", "--bench-steps N", "-h, --help"]),
+        SubcommandHelp(command: "eval", usageLine: "usage: npid eval --checkpoint FILE --data ROOT [--recompute]",
+                       flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--device DEV",
+                               "-h, --help"]),
+        SubcommandHelp(command: "neighbors", usageLine: "usage: npid neighbors --checkpoint FILE --data ROOT --out FILE.png",
+                       flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries N", "--neighbors N",
+                               "--recompute", "--device DEV", "-h, --help"]),
+    ]
+
+    @Test(arguments: subcommandHelps)
+    func subcommandHelpListsFlags(_ help: SubcommandHelp) async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run([help.command, "--help"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr == "")
+        #expect(result.stdoutLines.first == help.usageLine)
+        for flag in help.flags {
+            #expect(result.stdoutLines.contains { $0.hasPrefix("  " + flag + " ") }, "no help line for \(flag)")
+        }
+    }
+
+    @Test func versionNamesLibtorch() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["version"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr == "")
+        #expect(result.stdoutLines.count == 1)
+        #expect(result.stdout.hasPrefix("npid "))
+        #expect(result.stdout.hasSuffix(" (libtorch 2.11.0)\n"))
+    }
+
+    // MARK: Commands and options
+
+    @Test func unknownCommandIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["trian", "--data", "x"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "unknown command 'trian'; run npid --help to list the commands")
+    }
+
+    /// One invalid `npid train` flag on top of an otherwise valid tiny run.
+    struct InvalidTrainFlag: Sendable, CustomTestStringConvertible {
+        let flags: [String]
+        let message: String
+
+        var testDescription: String { flags.joined(separator: " ") }
+    }
+
+    static let invalidTrainFlags: [InvalidTrainFlag] = [
+        InvalidTrainFlag(flags: ["--epoch", "3"],
+                         message: "unknown option --epoch for npid train; run npid train --help to list the options"),
+        InvalidTrainFlag(flags: ["--eval-untrained=yes"], message: "option --eval-untrained takes no value, got 'yes'"),
+        InvalidTrainFlag(flags: ["--epochs"], message: "option --epochs needs a value (N)"),
+        InvalidTrainFlag(flags: ["--epochs", "abc"], message: "--epochs expects a whole number, got 'abc'"),
+        InvalidTrainFlag(flags: ["--epochs", "0"], message: "--epochs must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--nce-k", "-1"],
+                         message: "--nce-k must be 0 (full softmax) or a positive number of noise samples, got -1"),
+        InvalidTrainFlag(flags: ["--nce-t", "0"], message: "--nce-t must be a positive temperature, got 0.0"),
+        InvalidTrainFlag(flags: ["--nce-t", "nan"], message: "--nce-t expects a number, got 'nan'"),
+        InvalidTrainFlag(flags: ["--nce-m", "1"], message: "--nce-m must be in [0, 1), got 1.0"),
+        InvalidTrainFlag(flags: ["--lr", "-0.1"], message: "--lr must be a positive number, got -0.1"),
+        InvalidTrainFlag(flags: ["-b", "0"], message: "--batch-size must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--batch-size", "0"], message: "--batch-size must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--knn-k", "0"], message: "--knn-k must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--width", "0"], message: "--width must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--low-dim", "0"], message: "--low-dim must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--limit-per-class", "0"], message: "--limit-per-class must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--seed", "-1"],
+                         message: "--seed expects a whole number from 0 to 18446744073709551615, got '-1'"),
+        InvalidTrainFlag(flags: ["--arch", "resnet99"],
+                         message: "unknown --arch 'resnet99'; choose one of resnet18, resnet34, resnet50"),
+        InvalidTrainFlag(flags: ["--schedule", "linear"], message: "unknown --schedule 'linear'; choose step or cosine"),
+        InvalidTrainFlag(flags: ["--device", "tpu"], message: "unknown --device 'tpu'; use cpu, cuda or cuda:N"),
+        InvalidTrainFlag(flags: ["--threads", "0"], message: "--threads must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--workers", "-1"], message: "--workers must be 0 or more, got -1"),
+        InvalidTrainFlag(flags: ["--bench-steps", "0"], message: "--bench-steps must be at least 1, got 0"),
+    ]
+
+    @Test(arguments: invalidTrainFlags)
+    func trainRejectsInvalidFlag(_ invalid: InvalidTrainFlag) async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        // The invalid flag comes last, so it overrides the valid value of the same flag.
+        let arguments = ["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "1"]
+            + CLIRuns.smallModelFlags + invalid.flags
+        let result = try await CLI.run(arguments, in: scratch.path)
+
+        result.expectRejected(status: 2, message: invalid.message)
+        #expect(!FileManager.default.fileExists(atPath: runDirectory), "npid created the run folder")
+    }
+
+    @Test func trainWithoutDataIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--run-dir", runDirectory, "--epochs", "1"] + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid train needs --data; run npid train --help for an example")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func evalWithoutCheckpointIsRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["eval", "--data", dataset.root], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid eval needs --checkpoint; run npid eval --help for an example")
+    }
+
+    @Test func neighborsWithoutOutIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid neighbors needs --out; run npid neighbors --help for an example")
+    }
+
+    @Test func neighborsRejectsZeroQueries() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let picture = scratch.path + "/neighbors.png"
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", picture, "--queries", "0"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--queries must be at least 1, got 0")
+        #expect(!FileManager.default.fileExists(atPath: picture))
+    }
+
+    // MARK: GPU
+
+    /// True when the NVIDIA driver exposes a device, so `--device cuda` may legitimately work.
+    static let hasNVIDIADevice = FileManager.default.fileExists(atPath: "/dev/nvidia0")
+
+    @Test(.enabled(if: !hasNVIDIADevice, "this machine has an NVIDIA device, so --device cuda may succeed"))
+    func cudaWithoutGPUFailsClearly() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+        let executableFolder = try #require(CLI.executablePath.map { ($0 as NSString).deletingLastPathComponent })
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "1",
+                                        "--device", "cuda"] + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        // A missing GPU is a failure of the machine, not of the command line.
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.stderrLines.count == 1)
+        #expect(result.errorLines.count == 1)
+        #expect(!result.stderr.contains("Exception raised from"), "C++ backtrace on stderr")
+        #expect(!result.stderr.contains("frame #"), "C++ backtrace on stderr")
+        // libtorch_cuda.so belongs beside the linked libtorch_cpu.so, never beside the npid executable.
+        #expect(!result.stderr.contains(executableFolder + "/libtorch_cuda.so"), "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("--device cpu"), "the error should name the way out: \(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+}

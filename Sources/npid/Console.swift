@@ -1,7 +1,7 @@
 import Foundation
 
-/// Where the command line writes: results on standard output, progress and errors on
-/// standard error. The progress bar redraws one line only when standard error is a terminal.
+/// The command line's output streams: results go to standard output, progress and errors
+/// to standard error. The progress bar redraws one line only when standard error is a terminal.
 enum Console {
     static let isTerminal = isatty(STDERR_FILENO) != 0
 

@@ -37,11 +37,17 @@ enum NeighborsCommand {
         guard neighborCount >= 1 else { throw UsageError("--neighbors must be at least 1, got \(neighborCount)") }
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
+        let outputFolder = URL(fileURLWithPath: outputPath).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: outputFolder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw UsageError("--out \(outputPath): folder \(outputFolder) does not exist; create it or write the picture elsewhere")
+        }
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
                                          testLimitPerClass: model.configuration.testLimitPerClass,
                                          threads: ProcessInfo.processInfo.activeProcessorCount)
+        try model.checkClasses(of: data)
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 
         let queries = queryIndices(labels: data.test.labels, classCount: data.classNames.count, count: queryCount)

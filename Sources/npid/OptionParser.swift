@@ -13,7 +13,9 @@ struct OptionSpec {
         self.help = help
     }
 
-    var primaryName: String { names[0] }
+    /// The long `--name` spelling, under which parsed values are stored whatever order the
+    /// spellings were declared in.
+    var primaryName: String { names.first { $0.hasPrefix("--") } ?? names[0] }
 }
 
 /// The options and positional arguments given to one subcommand.
@@ -105,7 +107,7 @@ struct ParsedOptions {
     }
 }
 
-/// The help text of a subcommand: usage line, summary and one line per option.
+/// Formats the help text of a subcommand: usage line, summary and one line per option.
 func helpText(usage: String, summary: String, specs: [OptionSpec]) -> String {
     var lines = ["usage: \(usage)", "", summary, "", "options:"]
     let labels = specs.map { spec in

@@ -76,9 +76,15 @@ enum TrainCommand {
         try configuration.validate()
         let runtime = try runtimeOptions(options)
         let dataRoot = try options.requiredString("--data")
+        let benchSteps = try options.int("--bench-steps")
+        if let steps = benchSteps, steps < 1 {
+            throw UsageError("--bench-steps must be at least 1, got \(steps)")
+        }
 
-        if resume == nil, FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName) {
-            throw UsageError("run folder \(runDirectory) already holds a checkpoint; pass --resume \(runDirectory) to continue it, or choose another --run-dir")
+        // A run folder with a checkpoint belongs to one run: only --resume of that folder may write to it.
+        let resumesHere = options.string("--resume").map { samePath($0, runDirectory) } ?? false
+        if benchSteps == nil, !resumesHere, FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName) {
+            throw UsageError("--run-dir \(runDirectory) already contains a checkpoint; pass --resume \(runDirectory) to continue it, or choose another --run-dir")
         }
 
         let started = Date()
@@ -90,8 +96,7 @@ enum TrainCommand {
 
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
                                   runDirectory: runDirectory, resume: resume)
-        if let steps = try options.int("--bench-steps") {
-            guard steps >= 1 else { throw UsageError("--bench-steps must be at least 1, got \(steps)") }
+        if let steps = benchSteps {
             let rate = try trainer.measureThroughput(steps: steps)
             Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "threads": %d}"#,
                                   rate, steps, configuration.batchSize, runtime.device.description, Torch.threadCount))
@@ -231,4 +236,10 @@ struct CUDAUnavailableError: Error, CustomStringConvertible {
     var description: String {
         "--device cuda is not available here (\(reason)); use --device cpu, or run on a machine with an NVIDIA GPU and libtorch's CUDA libraries"
     }
+}
+
+/// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.
+func samePath(_ first: String, _ second: String) -> Bool {
+    URL(fileURLWithPath: first).resolvingSymlinksInPath().standardizedFileURL.path
+        == URL(fileURLWithPath: second).resolvingSymlinksInPath().standardizedFileURL.path
 }

@@ -62,8 +62,8 @@ do {
 }
 
 extension DataError {
-    /// A data folder that is missing or laid out wrongly is a bad --data argument (exit 2);
-    /// an unreadable or corrupt file is a failure (exit 1).
+    /// True for a data folder that is missing or laid out wrongly, because that is a bad
+    /// --data argument (exit 2). An unreadable or corrupt file is a failure (exit 1).
     var isUsageError: Bool {
         switch self {
         case .missingFolder, .noClassFolders, .emptyClassFolders, .noImages: return true

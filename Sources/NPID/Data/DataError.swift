@@ -29,9 +29,12 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
                 + "put the images of each class in their own sub-folder, such as \(path)/cat/0001.jpg"
         case .emptyClassFolders(let path, let classNames):
             let list = classNames.joined(separator: ", ")
-            let noun = classNames.count == 1 ? "class folder" : "class folders"
-            return "\(noun) \(list) in \(path) contain no .jpg, .jpeg or .png files; "
-                + "add images to them or remove them"
+            let single = classNames.count == 1
+            let noun = single ? "class folder" : "class folders"
+            let verb = single ? "contains" : "contain"
+            let pronoun = single ? "it" : "them"
+            return "\(noun) \(list) in \(path) \(verb) no .jpg, .jpeg or .png files; "
+                + "add images to \(pronoun) or remove \(pronoun)"
         case .noImages(let path):
             return "data folder \(path) contains no .jpg, .jpeg or .png files in its class sub-folders; "
                 + "check that --data points at the right folder"

@@ -19,6 +19,15 @@ public final class TrainedModel {
         try network.load(checkpoint.modelState, from: checkpointPath)
     }
 
+    /// Checks that `data` has the classes the run trained on, so that kNN votes compare
+    /// the same labels.
+    public func checkClasses(of data: TrainingData) throws {
+        let saved = checkpoint.classNames
+        guard saved.isEmpty || saved == data.classNames else {
+            throw UsageError("checkpoint \(checkpointPath) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(data.classNames.prefix(5).joined(separator: ", "))\(data.classNames.count > 5 ? ", ..." : "") (\(data.classNames.count)); pass the --data the run trained on")
+        }
+    }
+
     /// Features [N, D] of every image of `store` with the plain transform, in dataset order.
     public func features(of store: ImageStore) throws -> Tensor {
         let loader = BatchLoader(store: store, transform: .plain(PlainTransform(outputSize: configuration.imageSize)),
@@ -28,8 +37,8 @@ public final class TrainedModel {
                                    channelsLast: runtime.channelsLast)
     }
 
-    /// The reference features of the training split: the saved memory bank, or features
-    /// recomputed with the plain transform. Rows follow dataset order either way.
+    /// Returns the reference features of the training split: the saved memory bank, or
+    /// features recomputed with the plain transform. Rows follow dataset order either way.
     public func trainingFeatures(of store: ImageStore, recompute: Bool) throws -> Tensor {
         if recompute {
             return try features(of: store)
@@ -43,6 +52,7 @@ public final class TrainedModel {
 
     /// Weighted kNN accuracy of `data.test` against the training features.
     public func evaluate(data: TrainingData, recompute: Bool, neighborCount: Int) throws -> KNNAccuracy {
+        try checkClasses(of: data)
         let bank = try trainingFeatures(of: data.train, recompute: recompute)
         let queries = try features(of: data.test)
         let labels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
@@ -52,7 +62,7 @@ public final class TrainedModel {
     }
 }
 
-/// The `count` most similar bank rows for each query, by cosine similarity.
+/// Finds the `count` most similar bank rows for each query, by cosine similarity.
 ///
 /// - Parameters:
 ///   - queries: [Q, D], unit length.

@@ -1,7 +1,7 @@
 import Torch
 
 extension Batch {
-    /// The batch's pixels as a float tensor [B, 3, S, S] on `device`.
+    /// Copies the batch's pixels into a float tensor [B, 3, S, S] on `device`.
     ///
     /// With `channelsLast`, the tensor has NHWC strides (the sizes stay NCHW), which is
     /// what oneDNN and cuDNN convolutions run fastest on. An NHWC batch becomes such a
@@ -23,7 +23,7 @@ extension Batch {
         return device == .cpu ? images : try images.to(device: device, nonBlocking: false)
     }
 
-    /// The batch's dataset indices as an int64 tensor [B] on `device`.
+    /// Copies the batch's dataset indices into an int64 tensor [B] on `device`.
     public func indexTensor(device: Device) throws -> Tensor {
         let indices = try Tensor(indices.map(Int64.init))
         return device == .cpu ? indices : try indices.to(device: device)

@@ -116,7 +116,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 // MARK: conversion between libtorch tensors and safetensors entries
 
 extension SafetensorsTensor {
-    /// A copy of `tensor`'s elements on the host, row-major.
+    /// Copies `tensor`'s elements to the host, row-major.
     public init(name: String, tensor: Tensor) throws {
         let dtype: SafetensorsDType
         switch tensor.dtype {
@@ -132,7 +132,7 @@ extension SafetensorsTensor {
         self.init(name: name, dtype: dtype, shape: tensor.shape, bytes: try tensor.rawBytes())
     }
 
-    /// A CPU tensor with this entry's values.
+    /// Creates a CPU tensor with this entry's values.
     public func tensor() throws -> Tensor {
         let dtype: DType
         switch self.dtype {
@@ -152,7 +152,7 @@ extension SafetensorsTensor {
 }
 
 extension ResNet {
-    /// The weights and batch-norm statistics as safetensors entries named as in PyTorch.
+    /// Copies the weights and batch-norm statistics into safetensors entries named as in PyTorch.
     public func stateEntries() throws -> [String: SafetensorsTensor] {
         var entries: [String: SafetensorsTensor] = [:]
         for entry in state {
@@ -169,7 +169,7 @@ extension ResNet {
                 throw CheckpointError(path: path, problem: "has no tensor model.\(entry.name); it was saved from a different architecture than \(configuration.architecture.rawValue) width \(configuration.width)")
             }
             guard value.shape == entry.tensor.shape else {
-                throw CheckpointError(path: path, problem: "holds model.\(entry.name) with shape \(value.shape), but the network needs \(entry.tensor.shape)")
+                throw CheckpointError(path: path, problem: "contains model.\(entry.name) with shape \(value.shape), but the network needs \(entry.tensor.shape)")
             }
             try withNoGrad { try entry.tensor.copy(from: value.tensor()) }
         }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// How the learning rate changes over epochs.
+/// The learning rate's change over epochs.
 public enum LearningRateSchedule: String, Codable, Sendable, CaseIterable {
     /// The original release's CIFAR schedule: base rate until epoch 120, then ×0.1 at
     /// epochs 120 and 160, computed as lr · 0.1^⌊(epoch − 80) / 40⌋ from epoch 80 on.
@@ -8,7 +8,7 @@ public enum LearningRateSchedule: String, Codable, Sendable, CaseIterable {
     /// Half a cosine from the base rate at epoch 0 to zero after the last epoch.
     case cosine
 
-    /// The rate for `epoch` (counted from 0) of `epochs`.
+    /// Returns the rate for `epoch` (counted from 0) of `epochs`.
     public func learningRate(base: Double, epoch: Int, epochs: Int) -> Double {
         switch self {
         case .step:

@@ -1,7 +1,7 @@
 import Foundation
 import Torch
 
-/// What a training run reports while it works. The library never prints; the caller
+/// A report from a running training loop. The library never prints, so the caller
 /// decides how to show these.
 public enum TrainingEvent {
     /// A note worth a log line (data sizes, Z estimated, resume point).
@@ -40,10 +40,11 @@ public struct NonFiniteLossError: Error, CustomStringConvertible {
     }
 }
 
-/// Trains a ResNet by non-parametric instance discrimination (Wu et al., CVPR 2018):
-/// features of augmented images against a memory bank, SGD on NCE or the full softmax,
-/// a momentum update of the bank rows of each batch, weighted kNN on the test split
-/// after every epoch, and a checkpoint at every epoch end.
+/// Trains a ResNet by non-parametric instance discrimination (Wu et al., CVPR 2018).
+///
+/// Each step compares features of augmented images with a memory bank, takes an SGD
+/// step on NCE or the full softmax, and moves the batch's bank rows toward the new
+/// features. Every epoch ends with a weighted kNN on the test split and a checkpoint.
 public final class Trainer {
     public let configuration: TrainingConfiguration
     public let runtime: RuntimeOptions
@@ -125,7 +126,7 @@ public final class Trainer {
                               untrainedAccuracy: untrained, checkpointPath: checkpointPath)
     }
 
-    /// One pass over the training set, a kNN evaluation and a checkpoint.
+    /// Runs one pass over the training set, a kNN evaluation and a checkpoint.
     func trainEpoch(loader: BatchLoader, events: (TrainingEvent) -> Void) throws -> EpochMetrics {
         let epoch = epochsDone
         let learningRate = configuration.schedule.learningRate(base: configuration.learningRate, epoch: epoch,

@@ -35,7 +35,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var testLimitPerClass: Int?
     /// k of the weighted kNN, capped at the bank size.
     public var neighborCount = 200
-    /// Side of the square images the network sees.
+    /// Side of the square images the network takes as input, in pixels.
     public var imageSize = 32
 
     public static let defaults = TrainingConfiguration()
@@ -71,7 +71,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// How a run executes, which does not change its result beyond floating-point noise.
+/// Execution settings of a run, which change its result by floating-point noise at most.
 public struct RuntimeOptions: Sendable {
     public var device: Device = .cpu
     /// libtorch intra-op threads; nil keeps libtorch's default (one per core).

@@ -23,7 +23,7 @@ public struct TrainingData: Sendable {
     public static func load(root: String, limitPerClass: Int?, testLimitPerClass: Int?, threads: Int) throws -> TrainingData {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isFolder), isFolder.boolValue else {
-            throw UsageError("data folder \(root) does not exist; pass --data ROOT where ROOT holds train/ and test/ folders of class sub-folders")
+            throw UsageError("data folder \(root) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
         }
         let trainFolder = try ImageFolder(split: root + "/train", limitPerClass: limitPerClass)
         let testFolder = try ImageFolder(split: root + "/test", limitPerClass: testLimitPerClass)

@@ -106,13 +106,17 @@ import Testing
         try #require(png.count > 24)
         #expect(Array(png[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         #expect(String(decoding: png[12..<16], as: UTF8.self) == "IHDR")
-        // ImageGrid's defaults: 64-pixel tiles with 4 pixels of padding around each and no
-        // query gap, so a grid of r rows and c columns is 4 + c·68 wide and 4 + r·68 high.
+        // npid neighbors draws an ImageGrid of 64-pixel tiles with 4 pixels of padding around
+        // each and an 8-pixel gap after the query column, so r rows of c tiles (c > 1) make a
+        // picture 4 + c·68 + 8 pixels wide and 4 + r·68 high.
         let tileSize = 64
         let padding = 4
+        let queryGap = 8
         let columnCount = 1 + neighborCount
-        #expect(CLIFiles.unsignedBigEndian(png[16..<20]) == UInt32(padding + columnCount * (tileSize + padding)))
-        #expect(CLIFiles.unsignedBigEndian(png[20..<24]) == UInt32(padding + queryCount * (tileSize + padding)))
+        let expectedWidth = padding + columnCount * (tileSize + padding) + queryGap
+        let expectedHeight = padding + queryCount * (tileSize + padding)
+        #expect(CLIFiles.unsignedBigEndian(png[16..<20]) == UInt32(expectedWidth))
+        #expect(CLIFiles.unsignedBigEndian(png[20..<24]) == UInt32(expectedHeight))
     }
 
     @Test func neighborsChecksOutFolderFirst() async throws {

@@ -22,7 +22,7 @@ import Testing
 
         let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
 
-        result.expectRejected(status: 2, message: "data folder \(dataRoot) does not exist; pass --data ROOT where ROOT holds train/ and test/ folders of class sub-folders")
+        result.expectRejected(status: 2, message: "data folder \(dataRoot) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
@@ -39,7 +39,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
-    @Test func trainSplitWithoutClassFolders() async throws {
+    @Test func trainSplitWithoutClassesRejected() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let dataRoot = try scratch.makeFolder("data")
@@ -56,7 +56,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
-    @Test func classFoldersWithoutImages() async throws {
+    @Test func classFoldersWithoutImagesRejected() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let dataRoot = try scratch.makeFolder("data")
@@ -96,9 +96,9 @@ import Testing
         let dataRoot = scratch.path + "/data"
         try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
         let classFolder = dataRoot + "/train/" + dataset.classNames[1]
-        let victim = classFolder + "/" + (try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()[2])
-        let whole = try CLIFiles.bytes(victim)
-        try Data(whole.prefix(whole.count / 2)).write(to: URL(fileURLWithPath: victim))
+        let truncatedFile = classFolder + "/" + (try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()[2])
+        let original = try CLIFiles.bytes(truncatedFile)
+        try Data(original.prefix(original.count / 2)).write(to: URL(fileURLWithPath: truncatedFile))
         let runDirectory = scratch.path + "/run"
 
         let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
@@ -108,7 +108,7 @@ import Testing
         #expect(result.stdout == "")
         #expect(result.errorLines.count == 1)
         #expect(result.stderrLines.count == 1)
-        #expect(result.stderr.hasPrefix("npid: error: cannot decode image \(victim) ("), "stderr: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("npid: error: cannot decode image \(truncatedFile) ("), "stderr: \(result.stderr)")
         #expect(result.stderr.hasSuffix("); replace or delete the file\n"), "stderr: \(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
@@ -131,7 +131,7 @@ import Testing
 
     // MARK: Checkpoints
 
-    @Test func evalOfMissingCheckpoint() async throws {
+    @Test func evalRejectsMissingCheckpoint() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -142,7 +142,7 @@ import Testing
         result.expectRejected(status: 2, message: "--checkpoint \(checkpoint) does not exist")
     }
 
-    @Test func evalOfFolderAsCheckpoint() async throws {
+    @Test func evalRejectsFolderAsCheckpoint() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -210,7 +210,7 @@ import Testing
 
         let result = try await train(data: run.dataset.root, runDirectory: run.runDirectory, in: scratch.path)
 
-        result.expectRejected(status: 2, message: "run folder \(run.runDirectory) already holds a checkpoint; pass --resume \(run.runDirectory) to continue it, or choose another --run-dir")
+        result.expectRejected(status: 2, message: "--run-dir \(run.runDirectory) already contains a checkpoint; pass --resume \(run.runDirectory) to continue it, or choose another --run-dir")
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 

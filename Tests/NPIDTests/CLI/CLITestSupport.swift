@@ -59,7 +59,7 @@ enum CLI {
             .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// The folder above this file that contains Package.swift.
+    /// Finds the folder above this file that contains Package.swift.
     static func packageRoot(from file: String = #filePath) -> String? {
         var url = URL(fileURLWithPath: file).deletingLastPathComponent()
         while url.path != "/" {
@@ -83,8 +83,8 @@ enum CLI {
         defer { captureFolder.remove() }
         let stdoutPath = captureFolder.path + "/stdout"
         let stderrPath = captureFolder.path + "/stderr"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         let stdoutHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         let stderrHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
 
@@ -378,8 +378,8 @@ struct CLITrainedRun: Sendable {
 }
 
 enum CLIRuns {
-    /// Flags that keep a run to about a second on a CPU. One libtorch thread and no loader
-    /// threads make the run bit-for-bit reproducible.
+    /// Flags that keep a run short: under a second per epoch on 2 CPU cores when measured.
+    /// One libtorch thread and no loader threads make the run bit-for-bit reproducible.
     static let smallModelFlags = [
         "--width", "8", "--low-dim", "16", "-b", "8", "--nce-k", "16", "--knn-k", "5",
         "--seed", "5", "--workers", "0", "--threads", "1",
@@ -441,5 +441,25 @@ enum CLIFiles {
 
     static func unsignedBigEndian(_ bytes: ArraySlice<UInt8>) -> UInt32 {
         bytes.reduce(0) { ($0 << 8) | UInt32($1) }
+    }
+}
+
+// MARK: - Harness check
+
+@Suite struct CLIHarnessTests {
+    @Test func runnerKillsAtTimeLimit() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        // 200 epochs of a full-width ResNet-18 take minutes, far beyond the 1-second limit.
+        let started = Date()
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run",
+                                        "--epochs", "200", "--threads", "1"],
+                                       in: scratch.path, timeLimit: 1)
+
+        #expect(result.timedOut)
+        #expect(result.status == 128 + SIGKILL)
+        #expect(Date().timeIntervalSince(started) < 30)
     }
 }

@@ -147,7 +147,7 @@ import Testing
         #expect(configuration.epochs == 2)
 
         // On one CPU thread the resumed run must repeat the straight run exactly, because the
-        // checkpoint holds the weights, SGD momentum, memory bank, NCE constant and generator state.
+        // checkpoint contains the weights, SGD momentum, memory bank, NCE constant and generator state.
         let straightRecords = try CLIFiles.jsonLines(straight.metricsPath)
         try #require(records.count == 2 && straightRecords.count == 2)
         let resumedLosses = records.map { $0["loss"] as? Double }

@@ -130,7 +130,6 @@ import Testing
         InvalidTrainFlag(flags: ["--device", "tpu"], message: "unknown --device 'tpu'; use cpu, cuda or cuda:N"),
         InvalidTrainFlag(flags: ["--threads", "0"], message: "--threads must be at least 1, got 0"),
         InvalidTrainFlag(flags: ["--workers", "-1"], message: "--workers must be 0 or more, got -1"),
-        InvalidTrainFlag(flags: ["--bench-steps", "0"], message: "--bench-steps must be at least 1, got 0"),
     ]
 
     @Test(arguments: invalidTrainFlags)
@@ -147,6 +146,22 @@ import Testing
 
         result.expectRejected(status: 2, message: invalid.message)
         #expect(!FileManager.default.fileExists(atPath: runDirectory), "npid created the run folder")
+    }
+
+    @Test func benchStepsZeroRejectedBeforeDecoding() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--bench-steps", "0"]
+                                           + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        // Like every other flag value, it is checked before the images are decoded, so stderr
+        // contains the error and no "decoded ... images" progress line.
+        result.expectRejected(status: 2, message: "--bench-steps must be at least 1, got 0")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
     @Test func trainWithoutDataIsRejected() async throws {

@@ -10,7 +10,8 @@ import Torch
     static let modelConfiguration = ModelConfiguration(architecture: .resnet18, stem: .cifar, width: 4,
                                                        featureDimension: 8)
 
-    /// Every field moved away from its default, with values that are hard to round-trip.
+    /// Returns a configuration with every field moved away from its default, using values
+    /// that are hard to round-trip.
     static func configuration() -> TrainingConfiguration {
         var configuration = TrainingConfiguration()
         configuration.model = modelConfiguration
@@ -49,7 +50,7 @@ import Torch
             cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()))
     }
 
-    /// Same dtype, shape and bytes; the stored name carries the file's prefix, so it is not compared.
+    /// Compares dtype, shape and bytes. The stored name carries the file's prefix, so it is not compared.
     static func sameContents(_ a: SafetensorsTensor?, _ b: SafetensorsTensor) -> Bool {
         guard let a else { return false }
         return a.dtype == b.dtype && a.shape == b.shape && a.bytes == b.bytes

@@ -9,7 +9,7 @@ import Torch
     static let imageCount = 7
     static let size = 8
 
-    /// Distinct 8×8 images whose bytes follow a fixed formula.
+    /// Builds a store of distinct 8×8 images whose bytes follow a fixed formula.
     static func makeStore() -> ImageStore {
         let images = (0..<imageCount).map { i in
             let pixels = (0..<(size * size * 3)).map { p in
@@ -20,7 +20,7 @@ import Torch
         return ImageStore(images: images, labels: (0..<imageCount).map { $0 % 2 }, classNames: ["even", "odd"])
     }
 
-    /// Image `index` as a [1, 3, S, S] tensor of byte / 255, built without the data pipeline.
+    /// Converts image `index` into a [1, 3, S, S] tensor of byte / 255 without the data pipeline.
     static func imageTensor(_ store: ImageStore, _ index: Int) throws -> Tensor {
         let image = store[index]
         var values: [Float] = []

@@ -18,7 +18,7 @@ import Torch
         MemoryBank(features: try MethodTensors.float(initialRows, shape: [count, dimension]), momentum: momentum)
     }
 
-    /// normalise(m·old + (1 − m)·f) in `Double`.
+    /// Computes normalise(m·old + (1 − m)·f) in `Double`.
     static func referenceRow(old: [Double], feature: [Double], momentum: Double) -> [Double] {
         let mixed = zip(old, feature).map { momentum * $0 + (1 - momentum) * $1 }
         let norm = MethodReference.norm(mixed)

@@ -4,12 +4,12 @@ import Torch
 /// Reference arithmetic for the method tests: plain Swift `Double` loops written from the
 /// formulas, so that expected values never come from the code under test.
 enum MethodReference {
-    /// Deterministic, irregular values `sin(phase + step · i)` for building explicit inputs.
+    /// Returns deterministic, irregular values `sin(phase + step · i)` for building explicit inputs.
     static func waves(count: Int, phase: Double, step: Double = 1.3) -> [Double] {
         (0..<count).map { sin(phase + step * Double($0)) }
     }
 
-    /// Row-major [rows, columns] values with every row scaled to unit L2 norm.
+    /// Scales every row of row-major [rows, columns] values to unit L2 norm.
     static func unitRows(_ values: [Double], columns: Int) -> [Double] {
         var result = values
         for start in stride(from: 0, to: values.count, by: columns) {
@@ -22,7 +22,7 @@ enum MethodReference {
         return result
     }
 
-    /// Row `index` of row-major values with `columns` columns.
+    /// Returns row `index` of row-major values with `columns` columns.
     static func row(_ values: [Double], _ index: Int, columns: Int) -> [Double] {
         Array(values[(index * columns)..<((index + 1) * columns)])
     }
@@ -35,12 +35,13 @@ enum MethodReference {
         dot(a, a).squareRoot()
     }
 
-    /// |actual − expected| ≤ tolerance · max(1, |expected|).
+    /// Tests |actual − expected| ≤ tolerance · max(1, |expected|).
     static func isClose(_ actual: Double, _ expected: Double, relative tolerance: Double) -> Bool {
         abs(actual - expected) <= tolerance * max(1, abs(expected))
     }
 
-    /// Central finite differences of `function` at `point`, one coordinate at a time.
+    /// Estimates the gradient of `function` at `point` by central finite differences,
+    /// one coordinate at a time.
     static func numericalGradient(of function: ([Double]) throws -> Double, at point: [Double],
                                   step: Double = 1e-6) rethrows -> [Double] {
         var gradient: [Double] = []
@@ -73,22 +74,22 @@ enum MethodTestFolder {
 /// Tensor construction and readback for the method tests. Kept in one namespace so the
 /// names cannot collide with helpers that other test folders define.
 enum MethodTensors {
-    /// A float64 CPU tensor, for the tests that need more precision than float32 gives.
+    /// Creates a float64 CPU tensor, for the tests that need more precision than float32 gives.
     static func double(_ values: [Double], shape: [Int]) throws -> Tensor {
         try Tensor(values, shape: shape)
     }
 
-    /// A float32 CPU tensor from `Double` values.
+    /// Creates a float32 CPU tensor from `Double` values.
     static func float(_ values: [Double], shape: [Int]) throws -> Tensor {
         try Tensor(values.map { Float($0) }, shape: shape)
     }
 
-    /// An int64 CPU tensor from `Int` values.
+    /// Creates an int64 CPU tensor from `Int` values.
     static func indices(_ values: [Int], shape: [Int]? = nil) throws -> Tensor {
         try Tensor(values.map { Int64($0) }, shape: shape ?? [values.count])
     }
 
-    /// The elements of a floating-point tensor as `Double`, in row-major order.
+    /// Copies the elements of a floating-point tensor out as `Double`, in row-major order.
     static func values(_ tensor: Tensor) throws -> [Double] {
         try tensor.to(dtype: .float64).toArray(of: Double.self)
     }

@@ -11,14 +11,14 @@ import Torch
 /// case here either makes the draw irrelevant (all bank rows equal, or N = 1) or checks a
 /// property that holds for every possible draw.
 @Suite struct NCELossTests {
-    /// h(s) for one similarity s.
+    /// Returns h(s) for one similarity s.
     static func dataProbability(similarity: Double, temperature: Double, z: Double,
                                 negatives: Int, bankSize: Int) -> Double {
         let pm = exp(similarity / temperature) / z
         return pm / (pm + Double(negatives) / Double(bankSize))
     }
 
-    /// The batch loss when every column of sample b has similarity `similarities[b]`,
+    /// Computes the batch loss when every column of sample b has similarity `similarities[b]`,
     /// which is the case whenever all bank rows are equal.
     static func referenceLoss(similarities: [Double], temperature: Double, z: Double,
                               negatives: Int, bankSize: Int) -> Double {
@@ -31,14 +31,14 @@ import Torch
         return total / Double(similarities.count)
     }
 
-    /// Z = N · mean(exp(s / τ)) over the [B, K + 1] similarities of the first batch, when
+    /// Computes Z = N · mean(exp(s / τ)) over the [B, K + 1] similarities of the first batch, when
     /// every column of sample b has similarity `similarities[b]`.
     static func referenceZ(similarities: [Double], temperature: Double, bankSize: Int) -> Double {
         let mean = similarities.map { exp($0 / temperature) }.reduce(0, +) / Double(similarities.count)
         return Double(bankSize) * mean
     }
 
-    /// A bank of `count` copies of `row`.
+    /// Builds a bank of `count` copies of `row`.
     static func repeatedBank(_ row: [Double], count: Int, float64: Bool = false) throws -> MemoryBank {
         let values = Array([[Double]](repeating: row, count: count).joined())
         let features = float64

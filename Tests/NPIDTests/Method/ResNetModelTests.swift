@@ -5,13 +5,13 @@ import Torch
 
 /// The encoder: shapes, unit-length output, torchvision state names, parameter counts,
 /// batch-norm modes and the state round trip. Networks here are 4 channels wide on 8×8
-/// images so the suite stays fast; weights come from the global generator, so every
-/// check holds for any initialisation.
+/// images so the suite stays fast. Weights come from the global generator, so every
+/// check must hold for any initialisation.
 @Suite struct ResNetModelTests {
     static let smallConfiguration = ModelConfiguration(architecture: .resnet18, stem: .cifar, width: 4,
                                                        featureDimension: 8)
 
-    /// Images [batch, 3, size, size] built from a fixed formula.
+    /// Returns the pixels of images [batch, 3, size, size] built from a fixed formula.
     static func imageValues(batch: Int, size: Int, phase: Double = 0) -> [Double] {
         MethodReference.waves(count: batch * 3 * size * size, phase: phase, step: 0.37)
     }
@@ -20,10 +20,10 @@ import Torch
         try MethodTensors.float(imageValues(batch: batch, size: size, phase: phase), shape: [batch, 3, size, size])
     }
 
-    /// Trainable parameters of a torchvision-style ResNet, from its definition: a stem
-    /// convolution and batch norm, basic blocks (3×3, 3×3) or bottlenecks (1×1, 3×3, 1×1
-    /// with 4× expansion), a 1×1 projection shortcut where the shape changes, and a final
-    /// linear layer. Batch-norm layers have a weight and a bias per channel.
+    /// Counts the trainable parameters of a torchvision-style ResNet from its definition.
+    /// It has a stem convolution and batch norm, then basic blocks (3×3, 3×3) or
+    /// bottlenecks (1×1, 3×3, 1×1 with 4× expansion), a 1×1 projection shortcut where the
+    /// shape changes, and a final linear layer. Batch norm has a weight and a bias per channel.
     static func parameterCount(blocks: [Int], bottleneck: Bool, stemKernel: Int, width: Int, outputs: Int) -> Int {
         var total = stemKernel * stemKernel * 3 * width + 2 * width
         var channels = width
@@ -122,8 +122,8 @@ import Torch
     }
 
     @Test func resnet18ParameterCountMatchesPyTorch() throws {
-        // torchvision's resnet18 has 11,689,512 parameters with a 7×7 stem and a 1000-way fc;
-        // the CIFAR trunk swaps the 7×7×3×64 stem for 3×3×3×64 and drops the fc.
+        // torchvision's resnet18 has 11,689,512 parameters with a 7×7 stem and a 1000-way fc.
+        // The CIFAR trunk swaps the 7×7×3×64 stem for 3×3×3×64 and drops the fc.
         let torchvisionTotal = 11_689_512
         let cifarTrunk = torchvisionTotal - (512 * 1000 + 1000) - (7 * 7 * 3 * 64 - 3 * 3 * 3 * 64)
         try #require(Self.parameterCount(blocks: [2, 2, 2, 2], bottleneck: false, stemKernel: 7, width: 64,
@@ -184,7 +184,7 @@ import Torch
 
         _ = try model(MethodTensors.float(pixels, shape: [batch, 3, size, size]), training: true)
 
-        // The stem is a 3×3 stride-1 convolution with zero padding 1 and no bias; batch norm
+        // The stem is a 3×3 stride-1 convolution with zero padding 1 and no bias. Batch norm
         // then moves its statistics from (0, 1) by momentum 0.1 toward the batch mean and
         // the unbiased batch variance.
         func pixel(_ b: Int, _ c: Int, _ y: Int, _ x: Int) -> Double {

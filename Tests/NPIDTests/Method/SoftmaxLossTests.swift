@@ -13,7 +13,7 @@ import Torch
                                                         columns: 3)
     static let batchIndices = [2, 0, 4]
 
-    /// The loss computed row by row in `Double` from the definition.
+    /// Computes the loss row by row in `Double` from the definition.
     static func referenceLoss(features: [Double], bank: [Double], indices: [Int], temperature: Double) -> Double {
         var total = 0.0
         for (b, target) in indices.enumerated() {

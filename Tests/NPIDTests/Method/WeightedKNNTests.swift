@@ -7,7 +7,7 @@ import Torch
 /// class with weight exp(s / σ). Expected votes come from a slow `Double` loop.
 @Suite struct WeightedKNNTests {
     static let classCount = 7
-    /// Eight unit rows on the circle at uneven angles, so no two similarities tie.
+    /// Angles of eight unit rows on the circle, uneven so that the similarities the tests rank do not tie.
     static let bankAngles = (0..<8).map { 0.3 + Double($0) * (2 * Double.pi / 8) + 0.05 * Double($0 * $0) }
     static let bankLabels = [0, 1, 2, 3, 4, 5, 6, 0]
     static let queryAngles = [0.35, 1.6, 4.4, 5.9, 2.9, 3.7]
@@ -29,7 +29,7 @@ import Torch
         try MethodTensors.indices(bankLabels)
     }
 
-    /// Cosine similarities of one query with every bank row, most similar first.
+    /// Returns the cosine similarities of one query with every bank row, most similar first.
     static func rankedNeighbors(queryAngle: Double) -> [(index: Int, similarity: Double)] {
         let query = points([queryAngle])
         let bank = points(bankAngles)
@@ -38,7 +38,7 @@ import Torch
             .sorted { $0.similarity > $1.similarity }
     }
 
-    /// Σ exp(s / σ) per class over the k most similar rows, k capped at N.
+    /// Computes Σ exp(s / σ) per class over the k most similar rows, k capped at N.
     static func referenceScores(queryAngle: Double, k: Int, sigma: Double) -> [Double] {
         var scores = [Double](repeating: 0, count: classCount)
         for neighbor in rankedNeighbors(queryAngle: queryAngle).prefix(k) {
@@ -47,7 +47,7 @@ import Torch
         return scores
     }
 
-    /// Classes ordered by score, highest first.
+    /// Returns the classes ordered by score, highest first.
     static func referenceRanking(queryAngle: Double, k: Int, sigma: Double) -> [Int] {
         let scores = referenceScores(queryAngle: queryAngle, k: k, sigma: sigma)
         return (0..<classCount).sorted { scores[$0] > scores[$1] }

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
@@ -303,6 +304,24 @@ int ct_backward(const ct_tensor *t) { CT_GUARD(ref(t).backward()) }
 int ct_is_grad_enabled(int *out) { CT_GUARD(*out = c10::GradMode::is_enabled() ? 1 : 0) }
 
 int ct_set_grad_enabled(int flag) { CT_GUARD(c10::GradMode::set_enabled(flag != 0)) }
+
+int ct_autocast_enter(int device, int dtype, int *was_enabled) {
+  CT_GUARD({
+    auto type = device_of(device, 0).type();
+    *was_enabled = at::autocast::is_autocast_enabled(type) ? 1 : 0;
+    at::autocast::set_autocast_dtype(type, scalar_type(dtype));
+    at::autocast::set_autocast_enabled(type, true);
+    at::autocast::increment_nesting();
+  })
+}
+
+int ct_autocast_exit(int device, int was_enabled) {
+  CT_GUARD({
+    auto type = device_of(device, 0).type();
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(type, was_enabled != 0);
+  })
+}
 
 // --- element-wise and reductions ---------------------------------------------------
 

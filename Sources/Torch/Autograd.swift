@@ -43,3 +43,14 @@ public func withNoGrad<T>(_ body: () throws -> T) throws -> T {
     defer { _ = ct_set_grad_enabled(previous) }
     return try body()
 }
+
+/// Runs `body` with libtorch's autocast on for `device`: eligible operators (convolutions,
+/// matrix products) compute in `dtype` (bfloat16 or float16) and others keep float32.
+/// The previous autocast state of this thread is restored afterwards.
+public func withAutocast<T>(device: Device, dtype: DType, _ body: () throws -> T) throws -> T {
+    let type = device.code.type
+    var wasEnabled: Int32 = 0
+    try check(ct_autocast_enter(type, dtype.rawValue, &wasEnabled))
+    defer { _ = ct_autocast_exit(type, wasEnabled) }
+    return try body()
+}

@@ -28,6 +28,7 @@ enum TrainCommand {
         OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
         OptionSpec("--workers", value: "N", help: "loader threads preparing batches ahead (default 1)"),
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last"),
+        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda, fp32 on cpu)"),
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
         OptionSpec("--bench-steps", value: "N", help: "only time N training steps (after 2 warm-up steps), print images/s as JSON and exit"),
     ]
@@ -98,8 +99,9 @@ enum TrainCommand {
                                   runDirectory: runDirectory, resume: resume)
         if let steps = benchSteps {
             let rate = try trainer.measureThroughput(steps: steps)
-            Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "threads": %d}"#,
-                                  rate, steps, configuration.batchSize, runtime.device.description, Torch.threadCount))
+            Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "precision": "%@", "threads": %d}"#,
+                                  rate, steps, configuration.batchSize, runtime.device.description,
+                                  runtime.effectivePrecision.rawValue, Torch.threadCount))
             return
         }
         let result = try trainer.run { event in report(event, epochs: configuration.epochs) }
@@ -225,6 +227,12 @@ func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
         runtime.workers = workers
     }
     runtime.channelsLast = !options.has("--no-channels-last")
+    if let name = options.string("--precision") {
+        guard let precision = Precision(rawValue: name) else {
+            throw UsageError("unknown --precision '\(name)'; use fp32 or bf16")
+        }
+        runtime.precision = precision
+    }
     runtime.evaluateUntrained = options.has("--eval-untrained")
     return runtime
 }

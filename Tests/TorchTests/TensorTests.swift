@@ -112,3 +112,11 @@ import Testing
         #expect(!String(describing: error).isEmpty)
     }
 }
+
+@Test func autocastLowersMatmulAndRestores() throws {
+    let a = try Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])
+    let inside = try withAutocast(device: .cpu, dtype: .bfloat16) { try a.matmul(a) }
+    #expect(inside.dtype == .bfloat16)
+    #expect(try inside.to(dtype: .float32).toArray(of: Float.self) == [7, 10, 15, 22])
+    #expect(try a.matmul(a).dtype == .float32)
+}

@@ -96,6 +96,13 @@ int ct_backward(const ct_tensor *t);
 int ct_is_grad_enabled(int *out);
 int ct_set_grad_enabled(int flag);
 
+// Mixed precision (autocast), thread-local. ct_autocast_enter turns autocast on for
+// `device` with the lower-precision `dtype` and writes whether it was on before;
+// ct_autocast_exit restores that and clears the cast-weight cache when the outermost
+// scope ends.
+int ct_autocast_enter(int device, int dtype, int *was_enabled);
+int ct_autocast_exit(int device, int was_enabled);
+
 // --- element-wise and reductions ----------------------------------------------
 int ct_add(const ct_tensor *a, const ct_tensor *b, double alpha, ct_tensor **out);
 int ct_sub(const ct_tensor *a, const ct_tensor *b, ct_tensor **out);

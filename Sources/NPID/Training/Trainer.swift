@@ -168,7 +168,7 @@ public final class Trainer {
         let images = try batch.imageTensor(device: runtime.device, channelsLast: runtime.channelsLast)
         let indices = try batch.indexTensor(device: runtime.device)
 
-        let features = try model(images, training: true)
+        let features = try forward(images)
         let value = try loss.loss(features: features, indices: indices, bank: bank)
         for parameter in parameters {
             try parameter.clearGrad()
@@ -179,6 +179,18 @@ public final class Trainer {
         // After backward: the softmax loss saved the bank for its gradient.
         try bank.update(indices: indices, with: features)
         return try value.item()
+    }
+
+    /// Features [B, D] of a training batch in float32, unit length. Under bfloat16 autocast
+    /// the features are renormalised in float32, so the loss and the bank see unit rows.
+    func forward(_ images: Tensor) throws -> Tensor {
+        guard runtime.effectivePrecision == .bfloat16 else {
+            return try model(images, training: true)
+        }
+        let reduced = try withAutocast(device: runtime.device, dtype: .bfloat16) {
+            try model(images, training: true)
+        }
+        return try reduced.to(dtype: .float32).l2Normalized(dim: 1)
     }
 
     /// Training images per second over `steps` steps, after `warmup` steps that let

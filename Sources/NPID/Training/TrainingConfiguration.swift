@@ -82,6 +82,25 @@ public struct RuntimeOptions: Sendable {
     public var channelsLast = true
     /// Also measure the untrained network's kNN accuracy before training.
     public var evaluateUntrained = false
+    /// Arithmetic of the network's forward and backward pass; nil picks the device's
+    /// default (bfloat16 autocast on CUDA, float32 on CPU). The loss, Z and the memory
+    /// bank are float32 (Z float64) whatever this says.
+    public var precision: Precision?
+
+    /// The precision in effect on `device`.
+    public var effectivePrecision: Precision {
+        if let precision { return precision }
+        if case .cuda = device { return .bfloat16 }
+        return .float32
+    }
 
     public init() {}
+}
+
+/// Arithmetic precision of the network.
+public enum Precision: String, Sendable, CaseIterable {
+    case float32 = "fp32"
+    /// libtorch autocast to bfloat16: convolutions and matrix products in bfloat16,
+    /// numerically sensitive operators in float32.
+    case bfloat16 = "bf16"
 }

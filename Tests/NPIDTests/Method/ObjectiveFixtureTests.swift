@@ -42,7 +42,7 @@ import Torch
         var temperature: Double { get throws { try setting("temperature") } }
         var negatives: Int { get throws { Int(try setting("negatives")) } }
 
-        /// A fresh copy of the fixture bank, so no test sees another's update.
+        /// Returns a fresh copy of the fixture bank, so no test reads rows that another test updated.
         func bank(momentum: Double = 0.5) throws -> MemoryBank {
             MemoryBank(features: try tensor("bank").clone(), momentum: momentum)
         }

@@ -148,7 +148,12 @@ enum TrainCommand {
             }
             configuration.normalizationMode = mode
         }
-        if let value = try options.double("--nce-z-rate") { configuration.normalizationRate = value }
+        if let value = try options.double("--nce-z-rate") {
+            guard configuration.normalizationMode == .momentum else {
+                throw UsageError("--nce-z-rate sets the rate of --nce-z momentum; add --nce-z momentum or drop --nce-z-rate")
+            }
+            configuration.normalizationRate = value
+        }
         if let value = try options.double("--proximal") { configuration.proximalWeight = value }
         if let value = try options.double("--lr") { configuration.learningRate = value }
         if let name = options.string("--schedule") {

@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "NPID", dependencies: ["Torch", "CImageCodecs"]),
         .executableTarget(name: "npid", dependencies: ["NPID", "Torch"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
-        .testTarget(name: "NPIDTests", dependencies: ["NPID", "Torch"], exclude: ["Formats/Fixtures"]),
+        .testTarget(name: "NPIDTests", dependencies: ["NPID", "Torch"], exclude: ["Formats/Fixtures", "Fixtures"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -523,4 +523,47 @@ int ct_sgd_step(ct_tensor *const *params, ct_tensor **buffers, int count, double
   })
 }
 
+// --- private random generators -------------------------------------------------------
+
+struct ct_generator {
+  at::Generator generator;
+};
+
+int ct_generator_new(uint64_t seed, ct_generator **out) {
+  CT_GUARD(*out = new ct_generator{at::detail::createCPUGenerator(seed)})
+}
+
+void ct_generator_free(ct_generator *g) { delete g; }
+
+int ct_generator_get_state(ct_generator *g, ct_tensor **out) {
+  CT_GUARD({
+    if (g == nullptr) throw std::invalid_argument("the generator argument is null");
+    std::lock_guard<std::mutex> lock(g->generator.mutex());
+    *out = wrap(g->generator.get_state());
+  })
+}
+
+int ct_generator_set_state(ct_generator *g, const ct_tensor *state) {
+  CT_GUARD({
+    if (g == nullptr) throw std::invalid_argument("the generator argument is null");
+    std::lock_guard<std::mutex> lock(g->generator.mutex());
+    g->generator.set_state(ref(state));
+  })
+}
+
+int ct_rand_generator(const int64_t *shape, int ndim, int dtype, ct_generator *g, ct_tensor **out) {
+  CT_GUARD({
+    if (g == nullptr) throw std::invalid_argument("the generator argument is null");
+    *out = wrap(at::rand(shape_of(shape, ndim), g->generator, options(dtype, CT_CPU, 0)));
+  })
+}
+
+int ct_randint_generator(int64_t low, int64_t high, const int64_t *shape, int ndim, ct_generator *g,
+                         ct_tensor **out) {
+  CT_GUARD({
+    if (g == nullptr) throw std::invalid_argument("the generator argument is null");
+    *out = wrap(at::randint(low, high, shape_of(shape, ndim), g->generator, options(CT_INT64, CT_CPU, 0)));
+  })
+}
+
 } // extern "C"

@@ -16,9 +16,13 @@ enum TrainCommand {
         OptionSpec("--arch", value: "NAME", help: "resnet18, resnet34 or resnet50 (default \(defaults.model.architecture.rawValue))"),
         OptionSpec("--width", value: "W", help: "channels of the first stage; 64 is the published ResNet, 32 a quarter of the compute (default \(defaults.model.width))"),
         OptionSpec("--low-dim", value: "D", help: "feature dimension (default \(defaults.model.featureDimension))"),
-        OptionSpec("--nce-k", value: "K", help: "noise samples of NCE; 0 trains with the full softmax (default \(defaults.negativeCount))"),
+        OptionSpec("--nce-k", value: "K", help: "noise rows per sample for nce and softmax-ce; 0 trains with the full softmax (default \(defaults.negativeCount))"),
         OptionSpec("--nce-t", value: "T", help: "temperature τ (default \(defaults.temperature))"),
         OptionSpec("--nce-m", value: "M", help: "memory bank momentum m (default \(defaults.bankMomentum))"),
+        OptionSpec("--loss", value: "NAME", help: "nce (noise-contrastive estimation) or softmax-ce (cross-entropy over the positive and K sampled rows) (default \(defaults.loss.rawValue))"),
+        OptionSpec("--nce-z", value: "MODE", help: "NCE's Z: fixed (estimated from the first batch) or momentum (a moving average over batches) (default \(defaults.normalizationMode.rawValue))"),
+        OptionSpec("--nce-z-rate", value: "R", help: "rate r of --nce-z momentum, Z ← (1 − r)·Z + r·(this batch's estimate) (default \(defaults.normalizationRate))"),
+        OptionSpec("--proximal", value: "LAMBDA", help: "weight λ of the proximal term λ·‖f_i − v_i‖² added to the loss; 0 turns it off (default \(defaults.proximalWeight))"),
         OptionSpec("--lr", value: "LR", help: "base learning rate (default \(defaults.learningRate))"),
         OptionSpec("--schedule", value: "NAME", help: "step (x0.1 at epochs 120 and 160, as the original release) or cosine (default \(defaults.schedule.rawValue))"),
         OptionSpec("-b", "--batch-size", value: "B", help: "images per step (default \(defaults.batchSize))"),
@@ -134,6 +138,25 @@ enum TrainCommand {
         if let value = try options.int("--nce-k") { configuration.negativeCount = value }
         if let value = try options.double("--nce-t") { configuration.temperature = value }
         if let value = try options.double("--nce-m") { configuration.bankMomentum = value }
+        if let name = options.string("--loss") {
+            guard let loss = LossFunction(rawValue: name) else {
+                throw UsageError("unknown --loss '\(name)'; choose one of \(LossFunction.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            configuration.loss = loss
+        }
+        if let name = options.string("--nce-z") {
+            guard let mode = NormalizationMode(rawValue: name) else {
+                throw UsageError("unknown --nce-z '\(name)'; choose one of \(NormalizationMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            configuration.normalizationMode = mode
+        }
+        if let value = try options.double("--nce-z-rate") {
+            guard configuration.normalizationMode == .momentum else {
+                throw UsageError("--nce-z-rate sets the rate of --nce-z momentum; add --nce-z momentum or drop --nce-z-rate")
+            }
+            configuration.normalizationRate = value
+        }
+        if let value = try options.double("--proximal") { configuration.proximalWeight = value }
         if let value = try options.double("--lr") { configuration.learningRate = value }
         if let name = options.string("--schedule") {
             guard let schedule = LearningRateSchedule(rawValue: name) else {
@@ -170,6 +193,10 @@ enum TrainCommand {
         compare("--nce-k", saved.negativeCount, requested.negativeCount)
         compare("--nce-t", saved.temperature, requested.temperature)
         compare("--nce-m", saved.bankMomentum, requested.bankMomentum)
+        compare("--loss", saved.loss.rawValue, requested.loss.rawValue)
+        compare("--nce-z", saved.normalizationMode.rawValue, requested.normalizationMode.rawValue)
+        compare("--nce-z-rate", saved.normalizationRate, requested.normalizationRate)
+        compare("--proximal", saved.proximalWeight, requested.proximalWeight)
         compare("--lr", saved.learningRate, requested.learningRate)
         compare("--schedule", saved.schedule.rawValue, requested.schedule.rawValue)
         compare("--batch-size", saved.batchSize, requested.batchSize)

@@ -170,6 +170,20 @@ int ct_cross_entropy(const ct_tensor *logits, const ct_tensor *target, ct_tensor
 int ct_sgd_step(ct_tensor *const *params, ct_tensor **buffers, int count, double lr, double momentum,
                 double weight_decay);
 
+// --- private random generators -----------------------------------------------------
+// A CPU generator owned by the caller, so that a training run's random draws do not
+// depend on other users of libtorch's default generator in the same process.
+typedef struct ct_generator ct_generator;
+int ct_generator_new(uint64_t seed, ct_generator **out);
+void ct_generator_free(ct_generator *g);
+// The state as a uint8 tensor, the same layout as ct_cpu_rng_state.
+int ct_generator_get_state(ct_generator *g, ct_tensor **out);
+int ct_generator_set_state(ct_generator *g, const ct_tensor *state);
+// CPU tensors drawn from `g`, as ct_rand and ct_randint draw from the default generator.
+int ct_rand_generator(const int64_t *shape, int ndim, int dtype, ct_generator *g, ct_tensor **out);
+int ct_randint_generator(int64_t low, int64_t high, const int64_t *shape, int ndim, ct_generator *g,
+                         ct_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,15 +14,18 @@ public protocol Layer: AnyObject {
     func appendState(prefix: String, to state: inout [StateEntry])
 }
 
-/// Where new parameters go and in which layout.
+/// Where new parameters go, in which layout, and which generator draws their initial values.
 public struct ParameterPlacement: Sendable {
     public var device: Device
     /// 4-d weights use channels-last strides when true (what oneDNN and cuDNN run fastest on).
     public var channelsLast: Bool
+    /// The generator of the initial weights; nil draws from libtorch's default CPU generator.
+    public var generator: Generator?
 
-    public init(device: Device = .cpu, channelsLast: Bool = false) {
+    public init(device: Device = .cpu, channelsLast: Bool = false, generator: Generator? = nil) {
         self.device = device
         self.channelsLast = channelsLast
+        self.generator = generator
     }
 
     /// Moves a freshly initialised CPU tensor into place and marks it trainable when asked.
@@ -38,9 +41,10 @@ public struct ParameterPlacement: Sendable {
     }
 }
 
-/// Uniform samples in [-bound, bound] from libtorch's seeded generator.
-func uniform(_ shape: [Int], bound: Double) throws -> Tensor {
-    try Tensor.rand(shape) * (2 * bound) - bound
+/// Uniform samples in [-bound, bound] on the CPU, from `generator` or else libtorch's default generator.
+func uniform(_ shape: [Int], bound: Double, generator: Generator?) throws -> Tensor {
+    let unit = try generator.map { try Tensor.rand(shape, generator: $0) } ?? Tensor.rand(shape)
+    return try unit * (2 * bound) - bound
 }
 
 /// 2-d convolution without bias (every convolution of a ResNet is followed by batch norm).
@@ -55,8 +59,9 @@ public final class Conv2d: Layer {
     public init(_ inputChannels: Int, _ outputChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 placement: ParameterPlacement) throws {
         let fanIn = Double(inputChannels * kernel * kernel)
-        weight = try placement.place(uniform([outputChannels, inputChannels, kernel, kernel], bound: 1 / fanIn.squareRoot()),
-                                     trainable: true)
+        let initial = try uniform([outputChannels, inputChannels, kernel, kernel], bound: 1 / fanIn.squareRoot(),
+                                  generator: placement.generator)
+        weight = try placement.place(initial, trainable: true)
         self.stride = stride
         self.padding = padding
     }
@@ -104,8 +109,8 @@ public final class Linear: Layer {
 
     public init(_ inputFeatures: Int, _ outputFeatures: Int, placement: ParameterPlacement) throws {
         let bound = 1 / Double(inputFeatures).squareRoot()
-        weight = try placement.place(uniform([outputFeatures, inputFeatures], bound: bound), trainable: true)
-        bias = try placement.place(uniform([outputFeatures], bound: bound), trainable: true)
+        weight = try placement.place(uniform([outputFeatures, inputFeatures], bound: bound, generator: placement.generator), trainable: true)
+        bias = try placement.place(uniform([outputFeatures], bound: bound, generator: placement.generator), trainable: true)
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {

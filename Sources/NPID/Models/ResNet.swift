@@ -107,8 +107,8 @@ public final class ResNet: Layer {
     let stages: [[ResidualBlock]]
     let projection: Linear
 
-    /// Builds the network with PyTorch's default initialisation, drawn from libtorch's
-    /// default CPU generator (seed it first for a reproducible start).
+    /// Builds the network with PyTorch's default initialisation, drawn from the placement's
+    /// generator, or else libtorch's default CPU generator (seed it first for a reproducible start).
     public init(_ configuration: ModelConfiguration, placement: ParameterPlacement = ParameterPlacement()) throws {
         self.configuration = configuration
         let width = configuration.width

@@ -10,7 +10,7 @@ public final class NonParametricSoftmaxLoss: InstanceLoss {
     }
 
     public func loss(features: Tensor, indices: Tensor, bank: MemoryBank) throws -> Tensor {
-        let logits = try features.matmul(bank.features.t()) / temperature   // [B, N]
+        let logits = try bank.matchingPrecision(features).matmul(bank.features.t()) / temperature   // [B, N]
         return try logits.crossEntropy(target: indices)
     }
 }

@@ -5,9 +5,10 @@ import Torch
 ///
 /// Tensors: `model.<state-dict name>` (weights and batch-norm statistics),
 /// `optimizer.momentum.<parameter name>` (SGD momentum buffers, absent before the first
-/// step), `memory_bank` [N, D], `rng.cpu` (libtorch's CPU generator state).
+/// step), `memory_bank` [N, D], `rng.cpu` (the state of the run's CPU generator).
 /// Metadata: `format`, `configuration` (JSON), `epochs_done`, `steps_done`, `nce_z`
-/// (Z of NCE, absent for the softmax or before the first step), `class_names` (JSON).
+/// and `class_names` (JSON). `nce_z` is Z of NCE, the fixed value or the moving average's
+/// current one, and is absent for the softmax losses and before the first step.
 public struct Checkpoint {
     public static let format = "swift-npid-checkpoint-1"
     public static let fileName = "checkpoint.safetensors"

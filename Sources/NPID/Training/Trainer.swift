@@ -54,6 +54,11 @@ public final class Trainer {
     let model: ResNet
     let bank: MemoryBank
     let loss: InstanceLoss
+    let proximal: ProximalRegularization?
+    /// The source of every random draw of the run (weights, bank, noise rows), so that a
+    /// run repeats exactly whatever else in the process draws from libtorch's default
+    /// generator. Augmentation has its own seeded streams (`SampleRandom`).
+    let random: Generator
     var momentumBuffers: [Tensor?]
     var epochsDone = 0
     var stepsDone = 0
@@ -71,17 +76,13 @@ public final class Trainer {
         self.data = data
         self.runDirectory = runDirectory
 
-        try Torch.manualSeed(configuration.seed)
-        let placement = ParameterPlacement(device: runtime.device, channelsLast: runtime.channelsLast)
+        random = try Generator(seed: configuration.seed)
+        let placement = ParameterPlacement(device: runtime.device, channelsLast: runtime.channelsLast, generator: random)
         model = try ResNet(configuration.model, placement: placement)
         bank = try MemoryBank(count: data.train.count, dimension: configuration.model.featureDimension,
-                              momentum: configuration.bankMomentum, device: runtime.device)
-        switch configuration.lossKind {
-        case .nce(let k):
-            loss = NCELoss(negativeCount: k, temperature: configuration.temperature)
-        case .softmax:
-            loss = NonParametricSoftmaxLoss(temperature: configuration.temperature)
-        }
+                              momentum: configuration.bankMomentum, device: runtime.device, generator: random)
+        loss = configuration.makeLoss(generator: random)
+        proximal = configuration.proximalRegularization
         momentumBuffers = Array(repeating: nil, count: model.parameters.count)
         trainLabels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
 
@@ -145,7 +146,11 @@ public final class Trainer {
             seen += batch.count
             stepsDone += 1
             if step == 0 && epoch == 0, let nce = loss as? NCELoss, let z = nce.normalizationConstant {
-                events(.message("NCE normalisation constant Z estimated from the first batch: \(z)"))
+                var note = "NCE normalisation constant Z estimated from the first batch: \(z)"
+                if case .movingAverage(let rate) = nce.normalizationUpdate {
+                    note += "; it follows a moving average with rate \(rate) from here on"
+                }
+                events(.message(note))
             }
             let elapsed = Date().timeIntervalSince(start)
             events(.step(StepProgress(epoch: epoch, epochs: configuration.epochs, step: step, steps: loader.batchCount,
@@ -169,7 +174,10 @@ public final class Trainer {
         let indices = try batch.indexTensor(device: runtime.device)
 
         let features = try forward(images)
-        let value = try loss.loss(features: features, indices: indices, bank: bank)
+        var value = try loss.loss(features: features, indices: indices, bank: bank)
+        if let proximal {
+            value = try value + proximal.penalty(features: features, indices: indices, bank: bank)
+        }
         for parameter in parameters {
             try parameter.clearGrad()
         }
@@ -229,6 +237,15 @@ public final class Trainer {
     /// Weighted kNN of the test split against the memory bank, or against training
     /// features recomputed with the plain transform (the bank is left untouched).
     public func evaluate(recompute: Bool) throws -> KNNAccuracy {
+        let (queries, reference) = try evaluationFeatures(recompute: recompute)
+        let knn = WeightedKNN(neighborCount: configuration.neighborCount, temperature: configuration.temperature)
+        return try knn.evaluate(queries: queries, queryLabels: data.test.labels, bank: reference,
+                                bankLabels: trainLabels, classCount: data.classNames.count)
+    }
+
+    /// Test features [test count, D] and the reference rows [train count, D] they are
+    /// compared with (the bank, or recomputed features), both in dataset order.
+    func evaluationFeatures(recompute: Bool) throws -> (queries: Tensor, reference: Tensor) {
         let plain = PlainTransform(outputSize: configuration.imageSize)
         let layout: PixelLayout = runtime.channelsLast ? .nhwc : .nchw
         let testLoader = BatchLoader(store: data.test, transform: .plain(plain), batchSize: 256, shuffle: false,
@@ -242,9 +259,7 @@ public final class Trainer {
             reference = try extractFeatures(model: model, loader: trainLoader, count: data.train.count,
                                             device: runtime.device, channelsLast: runtime.channelsLast)
         }
-        let knn = WeightedKNN(neighborCount: configuration.neighborCount, temperature: configuration.temperature)
-        return try knn.evaluate(queries: queries, queryLabels: data.test.labels, bank: reference,
-                                bankLabels: trainLabels, classCount: data.classNames.count)
+        return (queries, reference)
     }
 
     // MARK: state
@@ -262,7 +277,7 @@ public final class Trainer {
             normalizationConstant: (loss as? NCELoss)?.normalizationConstant, classNames: data.classNames,
             modelState: try model.stateEntries(), momentumBuffers: momentum,
             memoryBank: try SafetensorsTensor(name: "memory_bank", tensor: bank.features),
-            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()))
+            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()))
         try checkpoint.write(to: checkpointPath)
     }
 
@@ -285,7 +300,7 @@ public final class Trainer {
             nce.normalizationConstant = checkpoint.normalizationConstant
         }
         if let state = checkpoint.cpuRandomState {
-            try Torch.setCPURandomState(state.tensor())
+            try random.setState(state.tensor())
         }
         epochsDone = checkpoint.epochsDone
         stepsDone = checkpoint.stepsDone

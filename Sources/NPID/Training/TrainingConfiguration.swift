@@ -37,13 +37,28 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var neighborCount = 200
     /// Side of the square images the network takes as input, in pixels.
     public var imageSize = 32
+    /// NCE, or softmax cross-entropy over the K sampled rows; with `negativeCount` 0 both
+    /// become the full softmax.
+    public var loss = LossFunction.nce
+    /// Whether NCE's Z stays at the first batch's estimate or follows a moving average.
+    public var normalizationMode = NormalizationMode.fixed
+    /// r of the moving-average Z ← (1 − r)·Z + r·Ẑ.
+    public var normalizationRate = 0.01
+    /// λ of the proximal term λ·‖f_i − v_i‖²; 0 leaves it out.
+    public var proximalWeight = 0.0
 
     public static let defaults = TrainingConfiguration()
 
     public init() {}
 
     public var lossKind: LossKind {
-        negativeCount == 0 ? .softmax : .nce(negatives: negativeCount)
+        if negativeCount == 0 {
+            return .softmax
+        }
+        switch loss {
+        case .nce: return .nce(negatives: negativeCount)
+        case .softmaxCrossEntropy: return .softmaxCrossEntropy(negatives: negativeCount)
+        }
     }
 
     /// Checks every field once, naming the flag and the allowed range of the first bad one.
@@ -68,6 +83,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         if let limit = testLimitPerClass {
             try require(limit >= 1, "--test-limit-per-class must be at least 1, got \(limit)")
         }
+        try require(normalizationRate > 0 && normalizationRate <= 1, "--nce-z-rate must be in (0, 1], got \(normalizationRate)")
+        if normalizationMode == .momentum && lossKind != .nce(negatives: negativeCount) {
+            throw UsageError("--nce-z momentum applies only to NCE; use it with --loss nce and --nce-k above 0, or drop it")
+        }
+        try require(proximalWeight >= 0 && proximalWeight.isFinite, "--proximal must be 0 (off) or a positive weight, got \(proximalWeight)")
     }
 }
 
@@ -95,6 +115,40 @@ public struct RuntimeOptions: Sendable {
     }
 
     public init() {}
+}
+
+extension TrainingConfiguration {
+    /// Decodes a configuration from config.json or a checkpoint. The fields from `loss` on came
+    /// later than the others, so a configuration written before them may lack them, and they
+    /// then keep their defaults. Every other field is required.
+    ///
+    /// NOTE: a field added to the struct must be decoded here too, or it silently keeps its
+    /// default; ConfigurationDecodingTests fails until it is.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        model = try container.decode(ModelConfiguration.self, forKey: .model)
+        epochs = try container.decode(Int.self, forKey: .epochs)
+        batchSize = try container.decode(Int.self, forKey: .batchSize)
+        learningRate = try container.decode(Double.self, forKey: .learningRate)
+        sgdMomentum = try container.decode(Double.self, forKey: .sgdMomentum)
+        weightDecay = try container.decode(Double.self, forKey: .weightDecay)
+        schedule = try container.decode(LearningRateSchedule.self, forKey: .schedule)
+        negativeCount = try container.decode(Int.self, forKey: .negativeCount)
+        temperature = try container.decode(Double.self, forKey: .temperature)
+        bankMomentum = try container.decode(Double.self, forKey: .bankMomentum)
+        seed = try container.decode(UInt64.self, forKey: .seed)
+        limitPerClass = try container.decodeIfPresent(Int.self, forKey: .limitPerClass)
+        testLimitPerClass = try container.decodeIfPresent(Int.self, forKey: .testLimitPerClass)
+        neighborCount = try container.decode(Int.self, forKey: .neighborCount)
+        imageSize = try container.decode(Int.self, forKey: .imageSize)
+
+        loss = try container.decodeIfPresent(LossFunction.self, forKey: .loss) ?? loss
+        normalizationMode = try container.decodeIfPresent(NormalizationMode.self, forKey: .normalizationMode)
+            ?? normalizationMode
+        normalizationRate = try container.decodeIfPresent(Double.self, forKey: .normalizationRate) ?? normalizationRate
+        proximalWeight = try container.decodeIfPresent(Double.self, forKey: .proximalWeight) ?? proximalWeight
+    }
 }
 
 /// Arithmetic precision of the network.

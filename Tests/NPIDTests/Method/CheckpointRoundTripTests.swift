@@ -29,6 +29,10 @@ import Torch
         configuration.testLimitPerClass = nil
         configuration.neighborCount = 11
         configuration.imageSize = 16
+        configuration.loss = .softmaxCrossEntropy
+        configuration.normalizationMode = .momentum
+        configuration.normalizationRate = 0.1 + 0.7
+        configuration.proximalWeight = 1e-3 / 3
         return configuration
     }
 

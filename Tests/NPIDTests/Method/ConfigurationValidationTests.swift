@@ -31,6 +31,19 @@ import Testing
         BadSetting(flag: "--image-size", label: "4") { $0.imageSize = 4 },
         BadSetting(flag: "--limit-per-class", label: "0") { $0.limitPerClass = 0 },
         BadSetting(flag: "--test-limit-per-class", label: "0") { $0.testLimitPerClass = 0 },
+        BadSetting(flag: "--nce-z-rate", label: "0") { $0.normalizationRate = 0 },
+        BadSetting(flag: "--nce-z-rate", label: "1.5") { $0.normalizationRate = 1.5 },
+        BadSetting(flag: "--nce-z-rate", label: "NaN") { $0.normalizationRate = .nan },
+        BadSetting(flag: "--nce-z", label: "momentum with --nce-k 0") {
+            $0.normalizationMode = .momentum
+            $0.negativeCount = 0
+        },
+        BadSetting(flag: "--nce-z", label: "momentum with --loss softmax-ce") {
+            $0.normalizationMode = .momentum
+            $0.loss = .softmaxCrossEntropy
+        },
+        BadSetting(flag: "--proximal", label: "-0.5") { $0.proximalWeight = -0.5 },
+        BadSetting(flag: "--proximal", label: "infinity") { $0.proximalWeight = .infinity },
     ]
 
     @Test(arguments: badSettings)
@@ -62,7 +75,49 @@ import Testing
         configuration.neighborCount = 1
         configuration.imageSize = 8
         configuration.limitPerClass = 1
+        configuration.normalizationRate = 1
+        configuration.proximalWeight = 0
 
         try configuration.validate()
+    }
+
+    @Test func everyVariantIsValid() throws {
+        let variants: [(LossFunction, NormalizationMode, Int, Double)] = [
+            (.nce, .fixed, 4096, 0), (.nce, .momentum, 4096, 0), (.nce, .fixed, 0, 0),
+            (.softmaxCrossEntropy, .fixed, 4096, 0), (.softmaxCrossEntropy, .fixed, 0, 0), (.nce, .fixed, 4096, 0.5),
+        ]
+        for (loss, normalization, negatives, proximal) in variants {
+            var configuration = TrainingConfiguration()
+            configuration.loss = loss
+            configuration.normalizationMode = normalization
+            configuration.negativeCount = negatives
+            configuration.proximalWeight = proximal
+
+            try configuration.validate()
+        }
+    }
+
+    @Test func lossKindFollowsLossAndNegatives() {
+        var configuration = TrainingConfiguration()
+        #expect(configuration.lossKind == .nce(negatives: 4096))
+
+        configuration.loss = .softmaxCrossEntropy
+        #expect(configuration.lossKind == .softmaxCrossEntropy(negatives: 4096))
+
+        configuration.negativeCount = 0
+        #expect(configuration.lossKind == .softmax)
+
+        configuration.loss = .nce
+        #expect(configuration.lossKind == .softmax)
+    }
+
+    @Test func momentumWithSoftmaxNamesFix() {
+        var configuration = TrainingConfiguration()
+        configuration.normalizationMode = .momentum
+        configuration.negativeCount = 0
+
+        #expect(throws: UsageError("--nce-z momentum applies only to NCE; use it with --loss nce and --nce-k above 0, or drop it")) {
+            try configuration.validate()
+        }
     }
 }

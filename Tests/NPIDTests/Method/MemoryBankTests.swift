@@ -128,4 +128,50 @@ import Torch
             #expect(actual == expected, "position \(position) should hold row \(index)")
         }
     }
+
+    // MARK: an index named twice in one batch
+
+    @Test func duplicateIndexGetsMeanFeature() throws {
+        let momentum = 0.4
+        let bank = try Self.makeBank(momentum: momentum)
+        let stored = try MethodTensors.values(bank.features)
+        let indices = [1, 4, 1]
+
+        try bank.update(indices: MethodTensors.indices(indices),
+                        with: MethodTensors.float(Self.batchFeatures, shape: [3, Self.dimension]))
+
+        let after = try MethodTensors.values(bank.features)
+        let features = (0..<3).map { MethodReference.row(Self.batchFeatures, $0, columns: Self.dimension).map { Double(Float($0)) } }
+        let meanOfRowOne = zip(features[0], features[2]).map { ($0 + $1) / 2 }
+        let expected = [
+            1: Self.referenceRow(old: MethodReference.row(stored, 1, columns: Self.dimension), feature: meanOfRowOne,
+                                 momentum: momentum),
+            4: Self.referenceRow(old: MethodReference.row(stored, 4, columns: Self.dimension), feature: features[1],
+                                 momentum: momentum),
+        ]
+        for (index, row) in expected {
+            let actual = MethodReference.row(after, index, columns: Self.dimension)
+            for j in 0..<Self.dimension {
+                #expect(abs(actual[j] - row[j]) <= 1e-6, "row \(index) column \(j): \(actual[j]), expected \(row[j])")
+            }
+        }
+        for index in [0, 2, 3] {
+            #expect(MethodReference.row(after, index, columns: Self.dimension) == MethodReference.row(stored, index, columns: Self.dimension),
+                    "row \(index) changed")
+        }
+    }
+
+    @Test func duplicateOrderDoesNotMatter() throws {
+        let forward = try Self.makeBank(momentum: 0.5)
+        let reversed = try Self.makeBank(momentum: 0.5)
+        let features = Self.batchFeatures
+        let reversedFeatures = [2, 1, 0].flatMap { MethodReference.row(features, $0, columns: Self.dimension) }
+
+        try forward.update(indices: MethodTensors.indices([2, 0, 2]),
+                           with: MethodTensors.float(features, shape: [3, Self.dimension]))
+        try reversed.update(indices: MethodTensors.indices([2, 0, 2]),
+                            with: MethodTensors.float(reversedFeatures, shape: [3, Self.dimension]))
+
+        #expect(try forward.features.toArray(of: Float.self) == reversed.features.toArray(of: Float.self))
+    }
 }

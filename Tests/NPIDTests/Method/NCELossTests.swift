@@ -7,9 +7,9 @@ import Torch
 /// h(j) = P_m(j) / (P_m(j) + K·P_n) and
 /// loss = −[log h(i) + Σ_noise log(1 − h(j))], averaged over the batch.
 ///
-/// The noise rows are drawn inside the loss from libtorch's global generator, so every
-/// case here either makes the draw irrelevant (all bank rows equal, or N = 1) or checks a
-/// property that holds for every possible draw.
+/// The cases before "explicit noise rows" let the loss draw its noise rows from libtorch's
+/// global generator, so each makes the draw irrelevant (all bank rows equal, or N = 1) or
+/// checks a property that holds for every possible draw. The later cases pass the rows in.
 @Suite struct NCELossTests {
     /// Returns h(s) for one similarity s.
     static func dataProbability(similarity: Double, temperature: Double, z: Double,
@@ -188,5 +188,131 @@ import Torch
             #expect(MethodReference.isClose(analytic[i], numeric[i], relative: 1e-6),
                     "d loss / d f[\(i)]: autograd \(analytic[i]), finite differences \(numeric[i])")
         }
+    }
+
+    // MARK: explicit noise rows
+
+    static let bankRows = MethodReference.unitRows(MethodReference.waves(count: 6 * 4, phase: 0.45, step: 0.9), columns: 4)
+    static let noiseRows = [[2, 5, 0], [4, 4, 1]]
+
+    /// Computes the batch loss from the definition for explicit noise rows.
+    static func referenceLoss(features: [Double], indices: [Int], noise: [[Int]], temperature: Double, z: Double) -> Double {
+        let bankSize = bankRows.count / 4
+        var total = 0.0
+        for (b, positive) in indices.enumerated() {
+            let f = MethodReference.row(features, b, columns: 4)
+            func h(_ row: Int) -> Double {
+                dataProbability(similarity: MethodReference.dot(MethodReference.row(bankRows, row, columns: 4), f),
+                                temperature: temperature, z: z, negatives: noise[b].count, bankSize: bankSize)
+            }
+            total += -log(h(positive)) - noise[b].map { log(1 - h($0)) }.reduce(0, +)
+        }
+        return total / Double(indices.count)
+    }
+
+    @Test func explicitNoiseMatchesSlowLoop() throws {
+        let (tau, z) = (0.3, 9.0)
+        let featureValues = MethodReference.unitRows(MethodReference.waves(count: 8, phase: 1.7), columns: 4)
+        let bank = MemoryBank(features: try MethodTensors.double(Self.bankRows, shape: [6, 4]), momentum: 0.5)
+        let nce = NCELoss(negativeCount: 3, temperature: tau, normalizationConstant: z)
+
+        let loss = try nce.loss(features: MethodTensors.double(featureValues, shape: [2, 4]),
+                                indices: MethodTensors.indices([3, 0]),
+                                noise: MethodTensors.indices(Self.noiseRows.flatMap { $0 }, shape: [2, 3]), bank: bank).item()
+
+        // The loss adds ε = 1e-7 to K·P_n, as the original release does, which moves it far less than 1e-6.
+        let expected = Self.referenceLoss(features: featureValues, indices: [3, 0], noise: Self.noiseRows,
+                                          temperature: tau, z: z)
+        #expect(MethodReference.isClose(loss, expected, relative: 1e-6), "loss \(loss), expected \(expected)")
+    }
+
+    @Test func explicitNoiseGradientMatchesFiniteDifferences() throws {
+        // Distinct bank rows, so unlike the case with equal rows every noise row matters.
+        let (tau, z) = (0.4, 5.0)
+        let bank = MemoryBank(features: try MethodTensors.double(Self.bankRows, shape: [6, 4]), momentum: 0.5)
+        let indices = try MethodTensors.indices([3, 0])
+        let noise = try MethodTensors.indices(Self.noiseRows.flatMap { $0 }, shape: [2, 3])
+        let nce = NCELoss(negativeCount: 3, temperature: tau, normalizationConstant: z)
+        let point = MethodReference.unitRows(MethodReference.waves(count: 8, phase: 0.2), columns: 4)
+
+        let features = try MethodTensors.double(point, shape: [2, 4]).requiringGrad()
+        try nce.loss(features: features, indices: indices, noise: noise, bank: bank).backward()
+        let analytic = try MethodTensors.values(try #require(try features.grad))
+
+        let numeric = try MethodReference.numericalGradient(of: { values in
+            try withNoGrad {
+                try nce.loss(features: MethodTensors.double(values, shape: [2, 4]), indices: indices, noise: noise,
+                             bank: bank).item()
+            }
+        }, at: point)
+        for i in point.indices {
+            #expect(MethodReference.isClose(analytic[i], numeric[i], relative: 1e-6),
+                    "d loss / d f[\(i)]: autograd \(analytic[i]), finite differences \(numeric[i])")
+        }
+    }
+
+    @Test func generatorDecidesNoiseRows() throws {
+        // The drawing form must use exactly the rows that the generator gives the explicit form.
+        let bank = MemoryBank(features: try MethodTensors.float(Self.bankRows, shape: [6, 4]), momentum: 0.5)
+        let features = try MethodTensors.float(MethodReference.unitRows(MethodReference.waves(count: 8, phase: 2.9),
+                                                                        columns: 4), shape: [2, 4])
+        let indices = try MethodTensors.indices([1, 5])
+        let drawing = NCELoss(negativeCount: 20, temperature: 0.2, normalizationConstant: 4, generator: try Generator(seed: 3))
+        let explicit = NCELoss(negativeCount: 20, temperature: 0.2, normalizationConstant: 4)
+        let noise = try Tensor.randint(0, 6, [2, 20], generator: Generator(seed: 3))
+
+        let drawn = try drawing.loss(features: features, indices: indices, bank: bank).item()
+        let given = try explicit.loss(features: features, indices: indices, noise: noise, bank: bank).item()
+
+        #expect(drawn == given)
+    }
+
+    // MARK: normalisation constant
+
+    @Test func movingAverageZFollowsRecurrence() throws {
+        let (n, k, tau, rate) = (6, 3, 0.5, 0.2)
+        let bank = MemoryBank(features: try MethodTensors.double(Self.bankRows, shape: [n, 4]), momentum: 0.5)
+        let nce = NCELoss(negativeCount: k, temperature: tau, normalizationUpdate: .movingAverage(rate: rate))
+        let noise = [[0, 1, 2], [3, 4, 5]]
+        var expectedZ: Double?
+
+        for step in 0..<3 {
+            let featureValues = MethodReference.unitRows(MethodReference.waves(count: 8, phase: Double(step)), columns: 4)
+            _ = try nce.loss(features: MethodTensors.double(featureValues, shape: [2, 4]), indices: MethodTensors.indices([2, 4]),
+                             noise: MethodTensors.indices(noise.flatMap { $0 }, shape: [2, 3]), bank: bank)
+
+            // Ẑ = N · mean of exp(s/τ) over the batch's 2 × (K + 1) columns.
+            var sum = 0.0
+            for (b, positive) in [2, 4].enumerated() {
+                for row in [positive] + noise[b] {
+                    let s = MethodReference.dot(MethodReference.row(Self.bankRows, row, columns: 4),
+                                                MethodReference.row(featureValues, b, columns: 4))
+                    sum += exp(s / tau)
+                }
+            }
+            let estimate = Double(n) * sum / Double(2 * (k + 1))
+            expectedZ = expectedZ.map { (1 - rate) * $0 + rate * estimate } ?? estimate
+            let z = try #require(nce.normalizationConstant)
+            #expect(MethodReference.isClose(z, expectedZ!, relative: 1e-12), "step \(step): Z \(z), expected \(expectedZ!)")
+        }
+    }
+
+    @Test func zIsFloat64ForBFloat16Features() throws {
+        // 1, 0.5 and 0.25 are exact in bfloat16, so the similarities are exact and only the
+        // precision of exp and of the mean decides Z. bfloat16 keeps 8 significant bits.
+        let bank = MemoryBank(features: try MethodTensors.float([1, 0, 0, 0, 0.5, 0.5, 0.5, 0.5], shape: [2, 4]),
+                              momentum: 0.5)
+        let features = try MethodTensors.float([1, 0, 0, 0, 0.5, 0.5, 0.5, 0.5], shape: [2, 4]).to(dtype: .bfloat16)
+        let (tau, k) = (0.07, 2)
+        let nce = NCELoss(negativeCount: k, temperature: tau)
+
+        let loss = try nce.loss(features: features, indices: MethodTensors.indices([0, 1]),
+                                noise: MethodTensors.indices([1, 1, 0, 0], shape: [2, 2]), bank: bank)
+
+        // Sample 0: s = 1 (own row), 0.5, 0.5. Sample 1: s = 1, 0.5, 0.5.
+        let expectedZ = 2 * (2 * exp(1 / tau) + 4 * exp(0.5 / tau)) / 6
+        let z = try #require(nce.normalizationConstant)
+        #expect(MethodReference.isClose(z, expectedZ, relative: 1e-6), "Z \(z), expected \(expectedZ)")
+        #expect(loss.dtype == .float32, "the loss ran in \(loss.dtype), not the bank's float32")
     }
 }

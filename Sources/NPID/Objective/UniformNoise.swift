@@ -1,0 +1,25 @@
+import Torch
+
+/// Noise rows for the sampled losses: K bank indices per sample, drawn uniformly with
+/// replacement (P_n(j) = 1/N). The positive's own index may be among them, as in the
+/// original release.
+enum UniformNoise {
+    /// Returns int64 indices [batch, count] in 0..<bankSize on `device`.
+    ///
+    /// With a generator the draw happens on the CPU and is copied to `device`, so it depends on
+    /// that generator alone. Without one it uses libtorch's default generator of `device`.
+    static func draw(batch: Int, count: Int, bankSize: Int, device: Device, generator: Generator?) throws -> Tensor {
+        guard let generator else {
+            return try Tensor.randint(0, bankSize, [batch, count], device: device)
+        }
+        // NOTE: on a GPU this copies B·K int64 values to the device every step (4 MB for
+        // B = 128, K = 4096); not measured against drawing on the device.
+        return try Tensor.randint(0, bankSize, [batch, count], generator: generator).to(device: device)
+    }
+
+    /// Checks that `noise` is int64 [batch, count], the shape the sampled losses expect.
+    static func validate(_ noise: Tensor, batch: Int, count: Int) {
+        precondition(noise.shape == [batch, count], "noise indices must have shape [\(batch), \(count)], got \(noise.shape)")
+        precondition(noise.dtype == .int64, "noise indices must be int64, got \(noise.dtype)")
+    }
+}

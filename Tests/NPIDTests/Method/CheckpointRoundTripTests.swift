@@ -33,7 +33,8 @@ import Torch
     }
 
     static func makeCheckpoint(model: ResNet, z: Double?) throws -> Checkpoint {
-        let bankValues = MethodReference.unitRows(MethodReference.waves(count: 15, phase: 0.9), columns: 3)
+        // The bank's rows have the configuration's feature dimension, as reading checks.
+        let bankValues = MethodReference.unitRows(MethodReference.waves(count: 40, phase: 0.9), columns: 8)
         let momentumValues = MethodReference.waves(count: 8, phase: 4.2).map { Float($0) }
         return Checkpoint(
             configuration: configuration(),
@@ -46,8 +47,9 @@ import Torch
                 "fc.bias": SafetensorsTensor(name: "fc.bias", shape: [8], values: momentumValues),
             ],
             memoryBank: try SafetensorsTensor(name: "memory_bank",
-                                              tensor: MethodTensors.float(bankValues, shape: [5, 3])),
-            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()))
+                                              tensor: MethodTensors.float(bankValues, shape: [5, 8])),
+            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()),
+            stepInEpoch: 4, epochLossSum: 0.1 + 0.7, epochImageCount: 22)
     }
 
     /// Compares dtype, shape and bytes. The stored name carries the file's prefix, so it is not compared.
@@ -71,6 +73,9 @@ import Torch
         #expect(restored.configuration.seed == 0xFEDC_BA98_7654_3211)
         #expect(restored.epochsDone == 12)
         #expect(restored.stepsDone == 9_876_543)
+        #expect(restored.stepInEpoch == 4)
+        #expect(restored.epochLossSum == 0.1 + 0.7)
+        #expect(restored.epochImageCount == 22)
         #expect(restored.normalizationConstant == z)
         #expect(restored.classNames == original.classNames)
         #expect(Set(restored.modelState.keys) == Set(original.modelState.keys))

@@ -82,6 +82,8 @@ public struct RuntimeOptions: Sendable {
     public var channelsLast = true
     /// Also measure the untrained network's kNN accuracy before training.
     public var evaluateUntrained = false
+    /// Checkpoints kept in the run folder, newest first (see `CheckpointFiles`).
+    public var keepCheckpoints = 2
 
     public init() {}
 }

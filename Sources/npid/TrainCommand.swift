@@ -34,6 +34,7 @@ enum TrainCommand {
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last"),
         OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda, fp32 on cpu)"),
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
+        OptionSpec("--keep-checkpoints", value: "N", help: "checkpoints kept in the run folder; checkpoint.safetensors always names the newest (default \(RuntimeOptions().keepCheckpoints))"),
         OptionSpec("--bench-steps", value: "N", help: "only time N training steps (after 2 warm-up steps), print images/s as JSON and exit"),
     ]
 
@@ -42,7 +43,8 @@ enum TrainCommand {
         summary: """
         Trains a ResNet by non-parametric instance discrimination (memory bank + NCE),
         evaluates weighted kNN on the test split after every epoch, and writes a checkpoint
-        at every epoch end. Example:
+        at every epoch end. SIGINT (Ctrl-C) or SIGTERM finishes the current step, saves a
+        checkpoint that --resume continues from, and exits with 130 or 143. Example:
           npid train --data cifar10-jpeg --run-dir runs/c10 --epochs 200
         """,
         specs: specs)
@@ -69,7 +71,10 @@ enum TrainCommand {
             if options.string("--run-dir") == nil {
                 runDirectory = resumeDirectory
             }
-            Console.log("resuming \(resumeDirectory) after epoch \(checkpoint.epochsDone) of \(configuration.epochs)")
+            let place = checkpoint.stepInEpoch == 0
+                ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
+                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch)"
+            Console.log("resuming \(resumeDirectory) \(place)")
         } else {
             configuration = defaults
             try apply(options, to: &configuration)
@@ -79,7 +84,11 @@ enum TrainCommand {
             }
         }
         try configuration.validate()
-        let runtime = try runtimeOptions(options)
+        var runtime = try runtimeOptions(options)
+        if let keep = try options.int("--keep-checkpoints") {
+            guard keep >= 1 else { throw UsageError("--keep-checkpoints must be at least 1, got \(keep)") }
+            runtime.keepCheckpoints = keep
+        }
         let dataRoot = try options.requiredString("--data")
         let benchSteps = try options.int("--bench-steps")
         if let steps = benchSteps, steps < 1 {
@@ -92,6 +101,7 @@ enum TrainCommand {
             throw UsageError("--run-dir \(runDirectory) already contains a checkpoint; pass --resume \(runDirectory) to continue it, or choose another --run-dir")
         }
 
+        let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
         let started = Date()
         let data = try TrainingData.load(root: dataRoot, limitPerClass: configuration.limitPerClass,
                                          testLimitPerClass: configuration.testLimitPerClass,
@@ -108,7 +118,17 @@ enum TrainCommand {
                                   runtime.effectivePrecision.rawValue, Torch.threadCount))
             return
         }
-        let result = try trainer.run { event in report(event, epochs: configuration.epochs) }
+        signals?.beginTraining()
+        let result: TrainingResult
+        do {
+            result = try trainer.run(shouldStop: { signals?.stopRequested ?? false }) { event in
+                report(event, epochs: configuration.epochs)
+            }
+        } catch let stop as TrainingInterrupted {
+            let number = signals?.signalNumber ?? SIGINT
+            Console.log("npid: stopped by \(StopSignals.name(of: number)) \(describe(stop)); checkpoint \(stop.checkpointPath) contains this state; continue with: \(resumeCommand(options, runDirectory: runDirectory))")
+            exit(128 + number)
+        }
 
         Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (memory bank, k=%d, %d test images)",
                               result.bankAccuracy.top1, result.bankAccuracy.top5,
@@ -205,6 +225,32 @@ enum TrainCommand {
         return found
     }
 
+    /// "after epoch 2 of 3" or "in epoch 3 of 3 after step 5 of 12".
+    static func describe(_ stop: TrainingInterrupted) -> String {
+        let position = stop.position
+        if position.stepInEpoch > 0 {
+            return "in epoch \(position.epochsDone + 1) of \(stop.epochs) after step \(position.stepInEpoch) of \(stop.stepsPerEpoch)"
+        }
+        if position.epochsDone >= stop.epochs {
+            return "after the last epoch, before the final evaluation"
+        }
+        return "after epoch \(position.epochsDone) of \(stop.epochs)"
+    }
+
+    /// Returns the command that continues a stopped run: --data, --resume and the runtime flags given.
+    static func resumeCommand(_ options: ParsedOptions, runDirectory: String) -> String {
+        var words = ["npid", "train", "--data", options.string("--data") ?? "ROOT", "--resume", runDirectory]
+        for flag in ["--device", "--threads", "--workers", "--keep-checkpoints"] {
+            if let value = options.string(flag) {
+                words += [flag, value]
+            }
+        }
+        for flag in ["--no-channels-last"] where options.has(flag) {
+            words.append(flag)
+        }
+        return words.map(shellQuoted).joined(separator: " ")
+    }
+
     static func report(_ event: TrainingEvent, epochs: Int) {
         switch event {
         case .message(let text):
@@ -271,6 +317,16 @@ struct CUDAUnavailableError: Error, CustomStringConvertible {
     var description: String {
         "--device cuda is not available here (\(reason)); use --device cpu, or run on a machine with an NVIDIA GPU and libtorch's CUDA libraries"
     }
+}
+
+/// Returns `word` as one POSIX shell word: unchanged when it has only safe characters,
+/// otherwise in single quotes.
+func shellQuoted(_ word: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,")
+    if !word.isEmpty && word.allSatisfy({ safe.contains($0) }) {
+        return word
+    }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 /// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.

@@ -76,11 +76,16 @@ public final class BatchLoader: @unchecked Sendable {
         return order
     }
 
-    /// Starts the workers of `epoch` and returns its batches in order.
-    /// Dropping the returned value (and all its copies) or calling `cancel()` stops the workers.
-    public func epoch(_ epoch: Int) -> LoaderEpoch {
+    /// Starts the workers of `epoch` and returns its batches in order, from batch number
+    /// `firstBatch` on. A run resumed mid-epoch passes the steps it has taken, so those batches
+    /// are never built. Dropping the returned value (and all its copies) or calling `cancel()`
+    /// stops the workers.
+    public func epoch(_ epoch: Int, startingAt firstBatch: Int = 0) -> LoaderEpoch {
+        precondition((0...batchCount).contains(firstBatch),
+                     "BatchLoader firstBatch must be in 0...\(batchCount), got \(firstBatch)")
         let plan = LoaderEpochPlan(loader: self, epoch: epoch, order: order(epoch: epoch))
-        let run = LoaderEpochRun(plan: plan, workers: workers, prefetch: prefetch, counter: threadCounter)
+        let run = LoaderEpochRun(plan: plan, firstBatch: firstBatch, workers: workers, prefetch: prefetch,
+                                 counter: threadCounter)
         return LoaderEpoch(run: run)
     }
 }
@@ -138,10 +143,11 @@ final class LoaderEpochRun: @unchecked Sendable {
     private var nextSynchronous = 0
     private let synchronousLock = NSLock()
 
-    init(plan: LoaderEpochPlan, workers: Int, prefetch: Int, counter: LoaderThreadCounter) {
-        state = LoaderEpochState(plan: plan, prefetch: prefetch)
+    init(plan: LoaderEpochPlan, firstBatch: Int, workers: Int, prefetch: Int, counter: LoaderThreadCounter) {
+        state = LoaderEpochState(plan: plan, firstBatch: firstBatch, prefetch: prefetch)
+        nextSynchronous = firstBatch
         var threads: [pthread_t] = []
-        for _ in 0..<min(workers, plan.batchCount) {
+        for _ in 0..<min(workers, plan.batchCount - firstBatch) {
             threads.append(Self.startWorker(state: state, counter: counter))
         }
         self.threads = threads
@@ -211,9 +217,11 @@ final class LoaderEpochState: @unchecked Sendable {
     private var nextToTake = 0
     private var cancelled = false
 
-    init(plan: LoaderEpochPlan, prefetch: Int) {
+    init(plan: LoaderEpochPlan, firstBatch: Int, prefetch: Int) {
         self.plan = plan
         slots = Array(repeating: nil, count: prefetch)
+        nextToClaim = firstBatch
+        nextToTake = firstBatch
     }
 
     var isCancelled: Bool {

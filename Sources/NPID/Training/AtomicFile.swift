@@ -39,6 +39,7 @@ public struct FileIOError: Error, CustomStringConvertible, Sendable {
         case EACCES, EPERM: return "check the permissions of the file and its folder"
         case ENOSPC, EDQUOT: return "free some disk space and try again"
         case EROFS: return "the file system is mounted read-only"
+        case EFBIG: return "the file would exceed the file size limit of the process (ulimit -f) or of the file system"
         default: return nil
         }
     }
@@ -112,8 +113,7 @@ public enum AtomicFile {
 
         // O_EXCL makes a name clash fail instead of sharing a file, so a clash only costs a retry.
         for _ in 0..<16 {
-            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            let temporaryPath = "\(folderPrefix).\(name).tmp-\(getpid())-\(suffix)"
+            let temporaryPath = temporaryName(for: name, folderPrefix: folderPrefix)
             let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             if descriptor >= 0 {
                 return (descriptor, temporaryPath)
@@ -126,8 +126,15 @@ public enum AtomicFile {
         throw FileIOError(operation: "create a temporary file next to", path: path, code: EEXIST)
     }
 
+    /// Returns a fresh temporary name beside `name`; the process id lets
+    /// `removeAbandonedTemporaryFiles` tell abandoned files from ones still being written.
+    static func temporaryName(for name: String, folderPrefix: String) -> String {
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(folderPrefix).\(name).tmp-\(getpid())-\(suffix)"
+    }
+
     /// Flushes the folder entry so the rename itself survives a power loss.
-    private static func synchronizeFolder(_ folder: String) throws {
+    static func synchronizeFolder(_ folder: String) throws {
         let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if descriptor < 0 {
             throw FileIOError(operation: "open folder", path: folder, code: errno)

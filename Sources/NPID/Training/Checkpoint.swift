@@ -8,10 +8,14 @@ import Torch
 /// step), `memory_bank` [N, D], `rng.cpu` (the state of the run's CPU generator).
 /// Metadata: `format`, `configuration` (JSON), `epochs_done`, `steps_done`, `nce_z`
 /// and `class_names` (JSON). `nce_z` is Z of NCE, the fixed value or the moving average's
-/// current one, and is absent for the softmax losses and before the first step.
+/// current one, and is absent for the softmax losses and before the first step. A run stopped
+/// mid-epoch also needs `step_in_epoch`, `epoch_loss_sum` and `epoch_image_count`, which are 0
+/// at an epoch's end. `crc32c` is the checksum of everything else (see `checksum(tensors:metadata:)`).
 public struct Checkpoint {
     public static let format = "swift-npid-checkpoint-1"
     public static let fileName = "checkpoint.safetensors"
+    /// Metadata key of the checksum, as 8 lowercase hexadecimal digits.
+    static let checksumKey = "crc32c"
 
     public var configuration: TrainingConfiguration
     /// Epochs finished; a resumed run starts at this epoch (counted from 0).
@@ -23,54 +27,43 @@ public struct Checkpoint {
     public var momentumBuffers: [String: SafetensorsTensor]
     public var memoryBank: SafetensorsTensor
     public var cpuRandomState: SafetensorsTensor?
+    /// Steps of epoch `epochsDone` already taken: 0 at an epoch's end, more when the run
+    /// stopped mid-epoch. A resumed run skips these batches of the epoch's fixed order.
+    public var stepInEpoch = 0
+    /// Sum of the per-image loss over the `stepInEpoch` steps taken, so that the resumed
+    /// epoch reports the same mean loss as an uninterrupted one.
+    public var epochLossSum = 0.0
+    /// Images seen in the `stepInEpoch` steps taken.
+    public var epochImageCount = 0
 
-    /// Reads and checks a checkpoint written by `write(to:)`.
+    /// Reads a checkpoint written by `write(to:)` and checks it: the safetensors layout, the
+    /// checksum, the configuration, the counters and the shapes of the memory bank and the
+    /// network's largest tensors. Throws `SafetensorsError`, `CheckpointError` or `FileIOError`.
     public static func read(contentsOf path: String) throws -> Checkpoint {
-        let contents = try Safetensors.read(contentsOf: path)
-        func invalid(_ problem: String) -> CheckpointError {
-            CheckpointError(path: path, problem: problem)
-        }
-        guard contents.metadata["format"] == format else {
-            throw invalid("is not a swift-npid checkpoint (metadata format is \(contents.metadata["format"] ?? "missing"), expected \(format))")
-        }
-        guard let configurationText = contents.metadata["configuration"],
-              let configuration = try? JSONDecoder().decode(TrainingConfiguration.self, from: Data(configurationText.utf8)) else {
-            throw invalid("has no readable training configuration in its metadata")
-        }
-        guard let epochs = contents.metadata["epochs_done"].flatMap(Int.init),
-              let steps = contents.metadata["steps_done"].flatMap(Int.init) else {
-            throw invalid("has no epochs_done or steps_done in its metadata")
-        }
-        var z: Double?
-        if let text = contents.metadata["nce_z"] {
-            guard let value = Double(text), value.isFinite, value > 0 else {
-                throw invalid("has an invalid NCE normalisation constant Z '\(text)'")
-            }
-            z = value
-        }
-        let classNames = contents.metadata["class_names"]
-            .flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-        guard let bank = contents["memory_bank"], bank.dtype == .f32, bank.shape.count == 2 else {
-            throw invalid("has no float32 [N, D] memory_bank tensor")
-        }
+        try decode(Safetensors.read(contentsOf: path), path: path)
+    }
 
-        var modelState: [String: SafetensorsTensor] = [:]
-        var momentum: [String: SafetensorsTensor] = [:]
-        for (name, tensor) in contents.tensors {
-            if name.hasPrefix("model.") {
-                modelState[String(name.dropFirst("model.".count))] = tensor
-            } else if name.hasPrefix("optimizer.momentum.") {
-                momentum[String(name.dropFirst("optimizer.momentum.".count))] = tensor
-            }
-        }
-        return Checkpoint(configuration: configuration, epochsDone: epochs, stepsDone: steps,
-                          normalizationConstant: z, classNames: classNames, modelState: modelState,
-                          momentumBuffers: momentum, memoryBank: bank, cpuRandomState: contents["rng.cpu"])
+    /// Parses and checks checkpoint bytes held in memory, as `read(contentsOf:)` does.
+    /// Error messages show `name` in place of a path.
+    public static func parse(_ bytes: [UInt8], name: String = "(in memory)") throws -> Checkpoint {
+        try decode(Safetensors.parse(bytes, name: name), path: name)
     }
 
     /// Writes the checkpoint atomically: the file at `path` is either the previous
     /// checkpoint or this one, whole, whatever happens during the write.
     public func write(to path: String) throws {
+        let (tensors, metadata) = try entries()
+        try Safetensors.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Returns the bytes that `write(to:)` puts in the file.
+    func serialized() throws -> [UInt8] {
+        let (tensors, metadata) = try entries()
+        return try Safetensors.serialize(tensors, metadata: metadata)
+    }
+
+    /// Returns the tensors in file order and the metadata, checksum included.
+    private func entries() throws -> ([SafetensorsTensor], [String: String]) {
         var tensors: [SafetensorsTensor] = []
         for name in modelState.keys.sorted() {
             tensors.append(renamed(modelState[name]!, "model." + name))
@@ -85,18 +78,54 @@ public struct Checkpoint {
 
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        // Swift's shortest round-trip representation of a Double restores the same value.
         var metadata = [
             "format": Checkpoint.format,
             "configuration": String(decoding: try encoder.encode(configuration), as: UTF8.self),
             "epochs_done": String(epochsDone),
             "steps_done": String(stepsDone),
+            "step_in_epoch": String(stepInEpoch),
+            "epoch_loss_sum": "\(epochLossSum)",
+            "epoch_image_count": String(epochImageCount),
             "class_names": String(decoding: try encoder.encode(classNames), as: UTF8.self),
         ]
         if let normalizationConstant {
-            // Swift's shortest round-trip representation restores the same Double.
             metadata["nce_z"] = "\(normalizationConstant)"
         }
-        try Safetensors.write(tensors, metadata: metadata, to: path)
+        metadata[Self.checksumKey] = Self.hexadecimal(Self.checksum(tensors: tensors, metadata: metadata))
+        return (tensors, metadata)
+    }
+
+    /// Returns the CRC-32C of the metadata other than the checksum itself (keys sorted), of
+    /// each tensor's name, dtype and shape in file order, and of the tensor data in file order.
+    /// Every byte that `read` interprets is covered, so any damage that the safetensors layout
+    /// check lets through changes the checksum.
+    static func checksum(tensors: [SafetensorsTensor], metadata: [String: String]) -> UInt32 {
+        var crc = CRC32C()
+        let separator: [UInt8] = [0]
+        for key in metadata.keys.sorted() where key != checksumKey {
+            crc.update(key)
+            crc.update(separator)
+            crc.update(metadata[key]!)
+            crc.update(separator)
+        }
+        for tensor in tensors {
+            crc.update(tensor.name)
+            crc.update(separator)
+            crc.update(tensor.dtype.rawValue)
+            crc.update(separator)
+            crc.update(tensor.shape.map(String.init).joined(separator: ","))
+            crc.update(separator)
+        }
+        for tensor in tensors {
+            crc.update(tensor.bytes)
+        }
+        return crc.value
+    }
+
+    static func hexadecimal(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
     private func renamed(_ tensor: SafetensorsTensor, _ name: String) -> SafetensorsTensor {
@@ -116,21 +145,26 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 
 // MARK: conversion between libtorch tensors and safetensors entries
 
+extension SafetensorsDType {
+    /// Creates the safetensors dtype that stores a libtorch element type.
+    init(_ dtype: DType) {
+        switch dtype {
+        case .float32: self = .f32
+        case .float64: self = .f64
+        case .int64: self = .i64
+        case .int32: self = .i32
+        case .uint8: self = .u8
+        case .bool: self = .bool
+        case .bfloat16: self = .bf16
+        case .float16: self = .f16
+        }
+    }
+}
+
 extension SafetensorsTensor {
     /// Copies `tensor`'s elements to the host, row-major.
     public init(name: String, tensor: Tensor) throws {
-        let dtype: SafetensorsDType
-        switch tensor.dtype {
-        case .float32: dtype = .f32
-        case .float64: dtype = .f64
-        case .int64: dtype = .i64
-        case .int32: dtype = .i32
-        case .uint8: dtype = .u8
-        case .bool: dtype = .bool
-        case .bfloat16: dtype = .bf16
-        case .float16: dtype = .f16
-        }
-        self.init(name: name, dtype: dtype, shape: tensor.shape, bytes: try tensor.rawBytes())
+        self.init(name: name, dtype: SafetensorsDType(tensor.dtype), shape: tensor.shape, bytes: try tensor.rawBytes())
     }
 
     /// Creates a CPU tensor with this entry's values.
@@ -162,9 +196,8 @@ extension ResNet {
         return entries
     }
 
-    /// Copies saved weights and statistics into this network, checking that every name
-    /// is present with the same shape.
-    public func load(_ saved: [String: SafetensorsTensor], from path: String) throws {
+    /// Checks that `saved` has every tensor of this network with the same shape and dtype.
+    public func checkLoadable(_ saved: [String: SafetensorsTensor], from path: String) throws {
         for entry in state {
             guard let value = saved[entry.name] else {
                 throw CheckpointError(path: path, problem: "has no tensor model.\(entry.name); it was saved from a different architecture than \(configuration.architecture.rawValue) width \(configuration.width)")
@@ -172,7 +205,19 @@ extension ResNet {
             guard value.shape == entry.tensor.shape else {
                 throw CheckpointError(path: path, problem: "contains model.\(entry.name) with shape \(value.shape), but the network needs \(entry.tensor.shape)")
             }
-            try withNoGrad { try entry.tensor.copy(from: value.tensor()) }
+            let dtype = SafetensorsDType(entry.tensor.dtype)
+            guard value.dtype == dtype else {
+                throw CheckpointError(path: path, problem: "contains model.\(entry.name) of dtype \(value.dtype.rawValue), but the network needs \(dtype.rawValue)")
+            }
+        }
+    }
+
+    /// Copies saved weights and statistics into this network. Every name, shape and dtype is
+    /// checked before the first copy, so a mismatch leaves the network unchanged.
+    public func load(_ saved: [String: SafetensorsTensor], from path: String) throws {
+        try checkLoadable(saved, from: path)
+        for entry in state {
+            try withNoGrad { try entry.tensor.copy(from: saved[entry.name]!.tensor()) }
         }
     }
 }

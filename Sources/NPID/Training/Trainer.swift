@@ -34,9 +34,12 @@ public struct NonFiniteLossError: Error, CustomStringConvertible {
     public let epoch: Int
     public let step: Int
     public let value: Double
+    /// The run's latest checkpoint, written before the loss went bad; nil when none was written.
+    public var checkpointPath: String?
 
     public var description: String {
-        "training stopped: the loss became \(value) at epoch \(epoch + 1), step \(step + 1); the last good checkpoint is kept (try a lower --lr or a larger --nce-t)"
+        let kept = checkpointPath.map { "the last good checkpoint \($0) is kept" } ?? "no checkpoint had been written yet"
+        return "training stopped: the loss became \(value) at epoch \(epoch + 1), step \(step + 1); \(kept) (try a lower --lr or a larger --nce-t)"
     }
 }
 
@@ -62,19 +65,28 @@ public final class Trainer {
     var momentumBuffers: [Tensor?]
     var epochsDone = 0
     var stepsDone = 0
+    /// Steps taken in epoch `epochsDone`, and their summed per-image loss and image count.
+    var partialEpoch = PartialEpoch()
+    /// The position of the latest checkpoint written or restored; nil before the first.
+    var savedPosition: TrainingPosition?
     let trainLabels: Tensor
+    let checkpointFiles: CheckpointFiles
 
-    public var checkpointPath: String { runDirectory + "/" + Checkpoint.fileName }
+    public var checkpointPath: String { checkpointFiles.latestPath }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
 
     /// Sets up a new run, or continues `resume` when given.
     public init(configuration: TrainingConfiguration, runtime: RuntimeOptions, data: TrainingData,
                 runDirectory: String, resume: Checkpoint? = nil) throws {
         try configuration.validate()
+        guard runtime.keepCheckpoints >= 1 else {
+            throw UsageError("--keep-checkpoints must be at least 1, got \(runtime.keepCheckpoints)")
+        }
         self.configuration = configuration
         self.runtime = runtime
         self.data = data
         self.runDirectory = runDirectory
+        checkpointFiles = CheckpointFiles(runDirectory: runDirectory, keepCount: runtime.keepCheckpoints)
 
         random = try Generator(seed: configuration.seed)
         let placement = ParameterPlacement(device: runtime.device, channelsLast: runtime.channelsLast, generator: random)
@@ -93,8 +105,17 @@ public final class Trainer {
 
     /// Trains until `configuration.epochs`, then evaluates with the memory bank and with
     /// recomputed features.
-    public func run(events: (TrainingEvent) -> Void) throws -> TrainingResult {
+    ///
+    /// `shouldStop` is polled before every step and before each final evaluation. When it
+    /// returns true, the run saves a checkpoint of the current state, unless the latest one
+    /// already contains it, and throws `TrainingInterrupted`. Resuming from that checkpoint
+    /// gives the same result as a run that was never stopped.
+    public func run(shouldStop: () -> Bool = { false }, events: (TrainingEvent) -> Void) throws -> TrainingResult {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        let abandoned = AtomicFile.removeAbandonedTemporaryFiles(in: runDirectory)
+        if !abandoned.isEmpty {
+            events(.message("removed \(abandoned.count) unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
+        }
         try writeConfiguration()
         let metrics = MetricsLog(path: metricsPath)
         try metrics.truncate(afterEpoch: epochsDone)
@@ -109,42 +130,56 @@ public final class Trainer {
         }
 
         var untrained: KNNAccuracy?
-        if runtime.evaluateUntrained && epochsDone == 0 {
+        if runtime.evaluateUntrained && position == TrainingPosition(epochsDone: 0, stepInEpoch: 0) {
             let accuracy = try evaluate(recompute: true)
             untrained = accuracy
             events(.untrainedAccuracy(accuracy))
         }
 
         while epochsDone < configuration.epochs {
-            let epochMetrics = try trainEpoch(loader: trainLoader, events: events)
+            let epochMetrics = try trainEpoch(loader: trainLoader, shouldStop: shouldStop, events: events)
+            // The record goes first: a crash between the two writes then repeats the epoch on
+            // resume, and truncating the log drops its record, instead of leaving it unrecorded.
             try metrics.append(epochMetrics)
+            try saveCheckpoint(events: events)
             events(.epochFinished(epochMetrics))
         }
 
+        try stopIfRequested(shouldStop, stepsPerEpoch: trainLoader.batchCount, events: events)
         let bankAccuracy = try evaluate(recompute: false)
+        try stopIfRequested(shouldStop, stepsPerEpoch: trainLoader.batchCount, events: events)
         let recomputed = try evaluate(recompute: true)
         return TrainingResult(bankAccuracy: bankAccuracy, recomputedAccuracy: recomputed,
                               untrainedAccuracy: untrained, checkpointPath: checkpointPath)
     }
 
-    /// Runs one pass over the training set, a kNN evaluation and a checkpoint.
-    func trainEpoch(loader: BatchLoader, events: (TrainingEvent) -> Void) throws -> EpochMetrics {
+    /// Runs the rest of the current epoch's pass over the training set and a kNN evaluation,
+    /// and counts the epoch as done. The caller records the metrics and saves the checkpoint.
+    func trainEpoch(loader: BatchLoader, shouldStop: () -> Bool, events: (TrainingEvent) -> Void) throws -> EpochMetrics {
         let epoch = epochsDone
         let learningRate = configuration.schedule.learningRate(base: configuration.learningRate, epoch: epoch,
                                                                epochs: configuration.epochs)
         let parameters = model.parameters
         let start = Date()
-        var lossSum = 0.0
-        var seen = 0
+        // A resumed epoch continues the loss sum of the steps taken before the stop.
+        let firstStep = partialEpoch.stepCount
+        var lossSum = partialEpoch.lossSum
+        var seen = partialEpoch.imageCount
+        var seenHere = 0
 
-        for (step, batch) in loader.epoch(epoch).enumerated() {
+        for (offset, batch) in loader.epoch(epoch, startingAt: firstStep).enumerated() {
+            try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
+            let step = firstStep + offset
             let lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
             guard lossValue.isFinite else {
-                throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue)
+                throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue,
+                                         checkpointPath: savedPosition == nil ? nil : checkpointPath)
             }
             lossSum += lossValue * Double(batch.count)
             seen += batch.count
+            seenHere += batch.count
             stepsDone += 1
+            partialEpoch = PartialEpoch(stepCount: step + 1, lossSum: lossSum, imageCount: seen)
             if step == 0 && epoch == 0, let nce = loss as? NCELoss, let z = nce.normalizationConstant {
                 var note = "NCE normalisation constant Z estimated from the first batch: \(z)"
                 if case .movingAverage(let rate) = nce.normalizationUpdate {
@@ -154,16 +189,17 @@ public final class Trainer {
             }
             let elapsed = Date().timeIntervalSince(start)
             events(.step(StepProgress(epoch: epoch, epochs: configuration.epochs, step: step, steps: loader.batchCount,
-                                      loss: lossValue, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
+                                      loss: lossValue, imagesPerSecond: Double(seenHere) / max(elapsed, 1e-9),
                                       elapsed: elapsed)))
         }
         let trainSeconds = Date().timeIntervalSince(start)
+        try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
 
         let accuracy = try evaluate(recompute: false)
         epochsDone += 1
-        try saveCheckpoint()
+        partialEpoch = PartialEpoch()
         return EpochMetrics(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), lr: learningRate,
-                            imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9),
+                            imagesPerSecond: Double(seenHere) / max(trainSeconds, 1e-9),
                             knnTop1: accuracy.top1, knnTop5: accuracy.top5,
                             seconds: Date().timeIntervalSince(start))
     }
@@ -264,7 +300,26 @@ public final class Trainer {
 
     // MARK: state
 
-    func saveCheckpoint() throws {
+    /// The point the run has reached.
+    var position: TrainingPosition {
+        TrainingPosition(epochsDone: epochsDone, stepInEpoch: partialEpoch.stepCount)
+    }
+
+    /// Saves a checkpoint, unless the latest one contains the current state, and throws
+    /// `TrainingInterrupted` when `shouldStop` returns true.
+    private func stopIfRequested(_ shouldStop: () -> Bool, stepsPerEpoch: Int,
+                                 events: (TrainingEvent) -> Void) throws {
+        guard shouldStop() else {
+            return
+        }
+        if savedPosition != position {
+            try saveCheckpoint(events: events)
+        }
+        throw TrainingInterrupted(position: position, epochs: configuration.epochs, stepsPerEpoch: stepsPerEpoch,
+                                  checkpointPath: checkpointPath)
+    }
+
+    func saveCheckpoint(events: (TrainingEvent) -> Void) throws {
         let names = model.state.filter(\.isParameter).map(\.name)
         var momentum: [String: SafetensorsTensor] = [:]
         for (name, buffer) in zip(names, momentumBuffers) {
@@ -277,8 +332,13 @@ public final class Trainer {
             normalizationConstant: (loss as? NCELoss)?.normalizationConstant, classNames: data.classNames,
             modelState: try model.stateEntries(), momentumBuffers: momentum,
             memoryBank: try SafetensorsTensor(name: "memory_bank", tensor: bank.features),
-            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()))
-        try checkpoint.write(to: checkpointPath)
+            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()),
+            stepInEpoch: partialEpoch.stepCount, epochLossSum: partialEpoch.lossSum,
+            epochImageCount: partialEpoch.imageCount)
+        for warning in try checkpointFiles.save(checkpoint) {
+            events(.message("warning: " + warning))
+        }
+        savedPosition = position
     }
 
     func restore(_ checkpoint: Checkpoint) throws {
@@ -286,6 +346,8 @@ public final class Trainer {
         guard checkpoint.memoryBank.shape == bank.features.shape else {
             throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
         }
+        let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
+        try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, path: path)
         try model.load(checkpoint.modelState, from: path)
         try withNoGrad {
             try bank.features.copy(from: checkpoint.memoryBank.tensor())
@@ -304,6 +366,9 @@ public final class Trainer {
         }
         epochsDone = checkpoint.epochsDone
         stepsDone = checkpoint.stepsDone
+        partialEpoch = PartialEpoch(stepCount: checkpoint.stepInEpoch, lossSum: checkpoint.epochLossSum,
+                                    imageCount: checkpoint.epochImageCount)
+        savedPosition = position
     }
 
     func writeConfiguration() throws {
@@ -316,4 +381,11 @@ public final class Trainer {
     /// The trained network, for retrieval and evaluation after `run`.
     public var network: ResNet { model }
     public var memoryBank: MemoryBank { bank }
+}
+
+/// The steps of an epoch taken so far, with their summed per-image loss and image count.
+struct PartialEpoch: Equatable {
+    var stepCount = 0
+    var lossSum = 0.0
+    var imageCount = 0
 }

@@ -113,6 +113,8 @@ public struct RuntimeOptions: Sendable {
         if case .cuda = device { return .bfloat16 }
         return .float32
     }
+    /// Checkpoints kept in the run folder, newest first (see `CheckpointFiles`).
+    public var keepCheckpoints = 2
 
     public init() {}
 }

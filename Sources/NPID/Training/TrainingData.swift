@@ -30,6 +30,10 @@ public struct TrainingData: Sendable {
         guard trainFolder.classNames == testFolder.classNames else {
             throw UsageError("\(root)/train and \(root)/test have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
         }
+        // With one class every kNN vote is right, so the accuracy would always read 100%.
+        guard trainFolder.classNames.count >= 2 else {
+            throw UsageError("data folder \(root)/train contains a single class folder, \(trainFolder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
+        }
         return TrainingData(train: try ImageStore(folder: trainFolder, threads: threads),
                             test: try ImageStore(folder: testFolder, threads: threads))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import NPID
 
 /// Bad data folders, bad checkpoints and occupied run folders given to `npid`: each must fail
 /// with one `npid: error:` line naming the path, and write no run folder or checkpoint.
@@ -23,6 +24,36 @@ import Testing
         let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
 
         result.expectRejected(status: 2, message: "data folder \(dataRoot) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func emptyDataFolderIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = try scratch.makeFolder("data")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train does not exist or is not a folder; pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func singleClassIsRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = try scratch.makeFolder("data")
+        let className = dataset.classNames[0]
+        for split in ["train", "test"] {
+            try FileManager.default.copyItem(atPath: dataset.root + "/" + split + "/" + className,
+                                             toPath: try scratch.makeFolder("data/" + split) + "/" + className)
+        }
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train contains a single class folder, \(className); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
@@ -185,6 +216,72 @@ import Testing
         let result = try await CLI.run(["eval", "--checkpoint", checkpoint, "--data", dataset.root], in: scratch.path)
 
         result.expectRejected(status: 1, message: "checkpoint \(checkpoint) is not a swift-npid checkpoint (metadata format is pt, expected swift-npid-checkpoint-1)")
+    }
+
+    @Test func evalOfCheckpointWithOtherArchitectureFails() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        // The tensors of a ResNet-18 under a configuration that claims ResNet-34, with a valid checksum.
+        var contents = try Safetensors.read(contentsOf: run.checkpointPath)
+        contents = try CheckpointSamples.editedConfiguration(contents) { configuration in
+            var model = configuration["model"] as? [String: Any] ?? [:]
+            model["architecture"] = "resnet34"
+            configuration["model"] = model
+        }
+        let checkpoint = try scratch.write(try CheckpointSamples.resigned(contents), to: "checkpoint.safetensors")
+
+        let result = try await CLI.run(["eval", "--checkpoint", checkpoint, "--data", run.dataset.root], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "checkpoint \(checkpoint) has no tensor model.layer4.2.conv2.weight, which a resnet34 network needs")
+    }
+
+    /// A flag given with --resume that contradicts the checkpoint, and the value it was trained with.
+    struct ContradictingFlag: Sendable, CustomTestStringConvertible {
+        let flags: [String]
+        let saved: String
+
+        var testDescription: String { flags.joined(separator: " ") }
+    }
+
+    @Test(arguments: [ContradictingFlag(flags: ["--arch", "resnet34"], saved: "resnet18"),
+                      ContradictingFlag(flags: ["--low-dim", "32"], saved: "16"),
+                      ContradictingFlag(flags: ["--nce-k", "0"], saved: "16")])
+    func resumeRejectsContradictingFlag(_ contradiction: ContradictingFlag) async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory, "--epochs", "3"]
+                                           + contradiction.flags,
+                                       in: scratch.path)
+
+        let flag = contradiction.flags[0]
+        result.expectRejected(status: 2, message: "\(flag) \(contradiction.flags[1]) contradicts the checkpoint in \(run.runDirectory), which was trained with \(contradiction.saved); drop \(flag) to resume, or start a new --run-dir")
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+    }
+
+    @Test func resumeWithOtherDataSizeIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: dataRoot)
+        let classFolder = dataRoot + "/train/" + run.dataset.classNames[0]
+        let firstImage = try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()[0]
+        try FileManager.default.copyItem(atPath: classFolder + "/" + firstImage, toPath: classFolder + "/zzzz.jpg")
+
+        let result = try await CLI.run(["train", "--data", dataRoot, "--resume", run.runDirectory, "--epochs", "3"],
+                                       in: scratch.path)
+
+        // The images are counted only once decoded, so progress lines come before the error.
+        #expect(!result.timedOut)
+        #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors has a memory bank of \(run.dataset.trainCount) rows, but the data has \(run.dataset.trainCount + 1) training images; resume with the same --data and --limit-per-class"])
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 
     @Test func resumeWithoutCheckpointIsRejected() async throws {

@@ -460,6 +460,8 @@ enum CLIFiles {
 
         #expect(result.timedOut)
         #expect(result.status == 128 + SIGKILL)
-        #expect(Date().timeIntervalSince(started) < 30)
+        // The bound only has to separate a kill from a finished run (minutes); a loaded CI
+        // machine delays the timer and the process start by tens of seconds.
+        #expect(Date().timeIntervalSince(started) < 90)
     }
 }

@@ -118,6 +118,42 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
+    @Test func keepCheckpointsKeepsNewest() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "3",
+                                        "--keep-checkpoints", "2"] + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory).sorted()
+                == ["checkpoint-epoch2.safetensors", "checkpoint-epoch3.safetensors", "checkpoint.safetensors",
+                    "config.json", "metrics.jsonl"])
+        #expect(try CLIFiles.bytes(runDirectory + "/checkpoint.safetensors")
+                == CLIFiles.bytes(runDirectory + "/checkpoint-epoch3.safetensors"))
+    }
+
+    @Test func nonFiniteLossStopsTheRun() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        // exp(v·f / τ) overflows for so small a τ, so the first loss is already NaN.
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "2"]
+                                           + CLIRuns.smallModelFlags + ["--nce-t", "1e-30"],
+                                       in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines == ["npid: error: training stopped: the loss became nan at epoch 1, step 1; no checkpoint had been written yet (try a lower --lr or a larger --nce-t)"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory) == ["config.json"])
+    }
+
     // MARK: Resume
 
     @Test func resumeContinuesTheSameRun() async throws {

@@ -29,7 +29,9 @@ import Torch
         configuration.testLimitPerClass = nil
         configuration.neighborCount = 11
         configuration.imageSize = 16
-        configuration.loss = .softmaxCrossEntropy
+        // Moving-average Z needs NCE, so `loss` keeps its default here; decoding every
+        // field is covered by ConfigurationDecodingTests.
+        configuration.loss = .nce
         configuration.normalizationMode = .momentum
         configuration.normalizationRate = 0.1 + 0.7
         configuration.proximalWeight = 1e-3 / 3
@@ -37,7 +39,8 @@ import Torch
     }
 
     static func makeCheckpoint(model: ResNet, z: Double?) throws -> Checkpoint {
-        let bankValues = MethodReference.unitRows(MethodReference.waves(count: 15, phase: 0.9), columns: 3)
+        // The bank's rows have the configuration's feature dimension, as reading checks.
+        let bankValues = MethodReference.unitRows(MethodReference.waves(count: 40, phase: 0.9), columns: 8)
         let momentumValues = MethodReference.waves(count: 8, phase: 4.2).map { Float($0) }
         return Checkpoint(
             configuration: configuration(),
@@ -50,8 +53,9 @@ import Torch
                 "fc.bias": SafetensorsTensor(name: "fc.bias", shape: [8], values: momentumValues),
             ],
             memoryBank: try SafetensorsTensor(name: "memory_bank",
-                                              tensor: MethodTensors.float(bankValues, shape: [5, 3])),
-            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()))
+                                              tensor: MethodTensors.float(bankValues, shape: [5, 8])),
+            cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: Torch.cpuRandomState()),
+            stepInEpoch: 4, epochLossSum: 0.1 + 0.7, epochImageCount: 22)
     }
 
     /// Compares dtype, shape and bytes. The stored name carries the file's prefix, so it is not compared.
@@ -75,6 +79,9 @@ import Torch
         #expect(restored.configuration.seed == 0xFEDC_BA98_7654_3211)
         #expect(restored.epochsDone == 12)
         #expect(restored.stepsDone == 9_876_543)
+        #expect(restored.stepInEpoch == 4)
+        #expect(restored.epochLossSum == 0.1 + 0.7)
+        #expect(restored.epochImageCount == 22)
         #expect(restored.normalizationConstant == z)
         #expect(restored.classNames == original.classNames)
         #expect(Set(restored.modelState.keys) == Set(original.modelState.keys))

@@ -37,6 +37,8 @@ import Torch
         var configuration = CheckpointRoundTripTests.configuration()
         configuration.testLimitPerClass = 2
         configuration.temperature = 0.07 * 3
+        // Only decoded, never validated, so the moving-average Z may sit beside softmax-CE.
+        configuration.loss = .softmaxCrossEntropy
         return configuration
     }
 
@@ -61,11 +63,18 @@ import Torch
         let folder = try MethodTestFolder.make()
         defer { MethodTestFolder.remove(folder) }
         let path = folder.appendingPathComponent(Checkpoint.fileName).path
-        let bank = SafetensorsTensor(name: "memory_bank", shape: [2, 2], values: [Float](arrayLiteral: 1, 0, 0, 1))
-        try Safetensors.write([bank], metadata: ["format": Checkpoint.format,
-                                                 "configuration": Self.configurationWithoutVariants,
-                                                 "epochs_done": "3", "steps_done": "30", "nce_z": "12.5"],
-                              to: path)
+        // A checkpoint as saved before the variant fields existed: the latest file of a
+        // real checkpoint with its configuration replaced and the checksum recomputed.
+        let model = try ResNet(CheckpointRoundTripTests.modelConfiguration)
+        try CheckpointRoundTripTests.makeCheckpoint(model: model, z: 12.5).write(to: path)
+        let saved = try Safetensors.read(contentsOf: path)
+        let tensors = saved.order.map { saved.tensors[$0]! }
+        var metadata = saved.metadata
+        metadata["configuration"] = Self.configurationWithoutVariants
+        metadata["epochs_done"] = "3"
+        metadata["steps_done"] = "30"
+        metadata[Checkpoint.checksumKey] = Checkpoint.hexadecimal(Checkpoint.checksum(tensors: tensors, metadata: metadata))
+        try Safetensors.write(tensors, metadata: metadata, to: path)
 
         let checkpoint = try Checkpoint.read(contentsOf: path)
 

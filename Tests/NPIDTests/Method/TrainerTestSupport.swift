@@ -51,11 +51,13 @@ enum TinyRun {
     /// Trains one epoch and returns the loss of every step.
     static func trainEpoch(_ trainer: Trainer) throws -> [Double] {
         var losses: [Double] = []
-        _ = try trainer.trainEpoch(loader: trainLoader(trainer)) { event in
+        _ = try trainer.trainEpoch(loader: trainLoader(trainer), shouldStop: { false }) { event in
             if case .step(let progress) = event {
                 losses.append(progress.loss)
             }
         }
+        // Trainer.run saves after recording the epoch's metrics; this helper has no metrics log.
+        try trainer.saveCheckpoint(events: { _ in })
         return losses
     }
 

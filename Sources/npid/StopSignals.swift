@@ -1,0 +1,83 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// SIGINT and SIGTERM handling for `npid train`.
+///
+/// Until `beginTraining()` a signal ends the process at once, because nothing needs saving
+/// yet. After it, the first signal only sets a flag that the trainer polls between steps, so
+/// the run finishes its step and saves a checkpoint. A second signal exits at once without
+/// saving. The checkpoints already written stay intact, because every save ends in an atomic
+/// rename. Either way the exit status is 128 + the signal number (130 or 143).
+final class StopSignals: @unchecked Sendable {
+    static let handled: [Int32] = [SIGINT, SIGTERM]
+
+    /// The first signal received, 0 before any.
+    private let firstSignal = Atomic<Int32>(0)
+    /// Whether the trainer is polling `stopRequested`.
+    private let training = Atomic<Bool>(false)
+    private let runDirectory: String
+    /// Kept alive for the life of the process; a released source stops delivering.
+    private var sources: [any DispatchSourceSignal] = []
+
+    private init(runDirectory: String) {
+        self.runDirectory = runDirectory
+    }
+
+    /// Replaces the default action of SIGINT and SIGTERM with this handling.
+    static func install(runDirectory: String) -> StopSignals {
+        let signals = StopSignals(runDirectory: runDirectory)
+        for number in handled {
+            // The default action would end the process before the handler runs.
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [signals] in
+                signals.received(number, count: Int(source.data))
+            }
+            source.resume()
+            signals.sources.append(source)
+        }
+        return signals
+    }
+
+    /// Makes the first signal from now on set the stop flag instead of ending the process.
+    func beginTraining() {
+        training.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    var stopRequested: Bool {
+        firstSignal.load(ordering: .relaxed) != 0
+    }
+
+    /// The first signal received, if any.
+    var signalNumber: Int32? {
+        let number = firstSignal.load(ordering: .relaxed)
+        return number == 0 ? nil : number
+    }
+
+    static func name(of number: Int32) -> String {
+        switch number {
+        case SIGINT: return "SIGINT"
+        case SIGTERM: return "SIGTERM"
+        default: return "signal \(number)"
+        }
+    }
+
+    /// Handles `count` deliveries of `number`; libdispatch merges deliveries that arrive
+    /// before its handler runs.
+    private func received(_ number: Int32, count: Int) {
+        let name = Self.name(of: number)
+        guard training.load(ordering: .sequentiallyConsistent) else {
+            Console.log("npid: stopped by \(name) before training started; nothing was saved")
+            _exit(128 + number)
+        }
+        let (isFirst, first) = firstSignal.compareExchange(expected: 0, desired: number, ordering: .relaxed)
+        if isFirst && count == 1 {
+            Console.log("npid: \(name) received: finishing the current step and saving a checkpoint; send SIGINT or SIGTERM again to exit at once without saving")
+            return
+        }
+        let repeated = isFirst || first == number ? "again" : "after \(Self.name(of: first))"
+        Console.log("npid: \(name) received \(repeated): exiting at once without saving; the checkpoints in \(runDirectory) are as the last completed save left them")
+        _exit(128 + number)
+    }
+}

@@ -136,7 +136,10 @@ public final class Trainer {
         var lossSum = 0.0
         var seen = 0
 
-        for (step, batch) in loader.epoch(epoch).enumerated() {
+        let batches = loader.epoch(epoch)
+        var step = 0
+        while let batch = try batches.nextBatch() {
+            defer { step += 1 }
             let lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
             guard lossValue.isFinite else {
                 throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue)
@@ -195,7 +198,8 @@ public final class Trainer {
         var start = Date()
         var epoch = 0
         while done < warmup + steps {
-            for batch in loader.epoch(epoch) {
+            let batches = loader.epoch(epoch)
+            while let batch = try batches.nextBatch() {
                 if done == warmup {
                     try Torch.synchronize(runtime.device)
                     start = Date()

@@ -52,8 +52,10 @@ enum CheckDataCommand {
         let badFiles = reports.flatMap(\.scan.badFiles)
         let classesDiffer = Set(reports.map(\.scan.folder.classNames)).count > 1
         if !badFiles.isEmpty {
-            let noun = badFiles.count == 1 ? "bad image file" : "bad image files"
-            throw CheckDataFailure(message: "\(badFiles.count) \(noun) in \(trimmed); replace or delete them, or train with --on-bad-image skip to leave them out")
+            let single = badFiles.count == 1
+            let noun = single ? "bad image file" : "bad image files"
+            let pronoun = single ? "it" : "them"
+            throw CheckDataFailure(message: "\(badFiles.count) \(noun) in \(trimmed); replace or delete \(pronoun), or train with --on-bad-image skip to leave \(pronoun) out")
         }
         if classesDiffer {
             throw CheckDataFailure(message: "the splits of \(trimmed) have different class folders; training needs the same classes in train/ and test/")

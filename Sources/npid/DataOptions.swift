@@ -118,8 +118,8 @@ enum DataOptions {
         }
         let uncached = data.train.count + data.test.count - data.train.cachedCount - data.test.cachedCount
         if uncached > 0 {
-            Console.log(String(format: "%d decoded images (%.0f MB) fill the --cache-mb budget of %.0f MB; the other %d are decoded again at every read",
-                               data.train.cachedCount + data.test.cachedCount,
+            Console.log(String(format: "%d of %d decoded images (%.0f MB) fit the --cache-mb budget of %.0f MB; the other %d are decoded again at every read",
+                               data.train.cachedCount + data.test.cachedCount, data.train.count + data.test.count,
                                Double(data.train.cachedBytes + data.test.cachedBytes) / 1e6,
                                Double(request.cacheBytes) / 1e6, uncached))
         }

@@ -3,8 +3,8 @@ import Foundation
 
 /// Small folders and archives in the layout of the official CIFAR binary archives, with known pixels.
 enum CIFARFixtures {
-    /// The value of plane `plane` (0 red, 1 green, 2 blue) at position `position` (y * 32 + x) of
-    /// record `record` in batch file number `file`.
+    /// Returns the value of plane `plane` (0 red, 1 green, 2 blue) at position `position` (y * 32 + x)
+    /// of record `record` in batch file number `file`.
     static func sample(file: Int, record: Int, plane: Int, position: Int) -> UInt8 {
         UInt8((position * 3 + plane * 50 + record * 7 + file * 31) % 256)
     }

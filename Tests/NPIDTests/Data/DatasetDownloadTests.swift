@@ -13,7 +13,7 @@ import Testing
         return true
     }
 
-    /// The names in `folder`, sorted; hidden partial files included.
+    /// Returns the names in `folder`, sorted, hidden partial files included.
     static func listing(_ folder: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
     }

@@ -224,9 +224,14 @@ import Testing
     }
 
     @Test func threadPlanSplitsCores() {
-        #expect(ThreadPlan.defaults(device: .cpu, coreCount: 2) == (threads: 2, workers: 1))
-        #expect(ThreadPlan.defaults(device: .cpu, coreCount: 0) == (threads: 1, workers: 1))
-        #expect(ThreadPlan.defaults(device: .cuda(0), coreCount: 16) == (threads: 1, workers: 15))
-        #expect(ThreadPlan.defaults(device: .cuda(1), coreCount: 1) == (threads: 1, workers: 1))
+        let cpu = ThreadPlan.defaults(device: .cpu, coreCount: 2)
+        #expect(cpu.threads == nil)
+        #expect(cpu.workers == 1)
+        let gpu = ThreadPlan.defaults(device: .cuda(0), coreCount: 16)
+        #expect(gpu.threads == 1)
+        #expect(gpu.workers == 15)
+        let oneCore = ThreadPlan.defaults(device: .cuda(1), coreCount: 1)
+        #expect(oneCore.threads == 1)
+        #expect(oneCore.workers == 1)
     }
 }

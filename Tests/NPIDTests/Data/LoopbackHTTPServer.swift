@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 #endif
 
-/// A minimal HTTP/1.1 server on 127.0.0.1 for download tests: it answers GET requests for fixed paths,
+/// A minimal HTTP/1.1 server on 127.0.0.1 for download tests. It serves GET requests for fixed paths,
 /// one connection at a time, and closes each connection after its response.
 final class LoopbackHTTPServer: @unchecked Sendable {
     enum Response: Sendable {

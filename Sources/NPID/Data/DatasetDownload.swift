@@ -155,7 +155,7 @@ public enum DatasetDownloader {
                          "--connect-timeout", "30", "--speed-limit", "1", "--speed-time", "60",
                          "--dump-header", headerPath, "--output", partialPath, archive.url]
         events(.started(url: archive.url, partialPath: partialPath))
-        let result = try run(program: curl, arguments: arguments) {
+        let result = try run(program: curl, arguments: arguments, purpose: "fetch \(archive.url)") {
             events(.progress(receivedBytes: fileSize(partialPath), totalBytes: contentLength(headerPath)))
         }
         guard result.status == 0 else {
@@ -214,7 +214,8 @@ public enum DatasetDownloader {
         }
 
         // GNU tar strips a leading "/" and refuses ".." in member names, so nothing lands outside staging.
-        let result = try run(program: tar, arguments: ["-xzf", archivePath, "-C", staging, "--no-same-owner"]) {}
+        let result = try run(program: tar, arguments: ["-xzf", archivePath, "-C", staging, "--no-same-owner"],
+                             purpose: "extract \(archive.fileName)") {}
         guard result.status == 0 else {
             let message = result.errorOutput.isEmpty ? "tar exit status \(result.status)" : result.errorOutput
             throw DownloadError.extractionFailed(archivePath: archivePath, message: message)
@@ -251,8 +252,8 @@ public enum DatasetDownloader {
     }
 
     /// Runs a program with stdin and stdout closed, calling `poll` every 0.1 s until it exits.
-    /// Returns its exit status and standard error, trimmed.
-    static func run(program: String, arguments: [String],
+    /// Returns its exit status and standard error, trimmed; `purpose` completes the error when it cannot start.
+    static func run(program: String, arguments: [String], purpose: String,
                     poll: () -> Void) throws -> (status: Int32, errorOutput: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
@@ -260,10 +261,10 @@ public enum DatasetDownloader {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         // Standard error goes to a file, so a chatty program never blocks on a full pipe.
-        let errorPath = NSTemporaryDirectory() + "/npid-\(UUID().uuidString).stderr"
+        let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("npid-\(UUID().uuidString).stderr").path
         guard FileManager.default.createFile(atPath: errorPath, contents: nil),
               let errorHandle = FileHandle(forWritingAtPath: errorPath) else {
-            throw DownloadError.cacheNotWritable(path: NSTemporaryDirectory(), reason: "cannot create \(errorPath)")
+            throw DownloadError.cacheNotWritable(path: errorPath, reason: "the temporary file cannot be created")
         }
         defer {
             try? errorHandle.close()
@@ -273,7 +274,7 @@ public enum DatasetDownloader {
         do {
             try process.run()
         } catch {
-            throw DownloadError.programMissing(name: program, purpose: "run \(program)")
+            throw DownloadError.programMissing(name: program, purpose: purpose)
         }
         while process.isRunning {
             poll()

@@ -6,13 +6,13 @@ import Torch
 enum EvalCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
-        OptionSpec("--data", value: "ROOT", help: "image folder with train/ and test/ (the one the run trained on)"),
+    ] + DataOptions.specs + [
         OptionSpec("--recompute", help: "recompute training features without augmentation instead of using the memory bank"),
         OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted vote (default: the run's, usually 200)"),
         OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default: the run's)"),
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
     ]
 
@@ -27,7 +27,7 @@ enum EvalCommand {
     static func run(_ arguments: [String]) throws {
         let options = try ParsedOptions(arguments, specs: specs, command: "eval")
         let checkpointPath = try options.requiredString("--checkpoint")
-        let dataRoot = try options.requiredString("--data")
+        let dataRequest = try DataOptions.request(options, command: "eval")
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
 
@@ -40,9 +40,8 @@ enum EvalCommand {
         let neighborCount = try options.int("--knn-k") ?? model.configuration.neighborCount
         guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
 
-        let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
-                                         testLimitPerClass: testLimit,
-                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
+                                        testLimitPerClass: testLimit)
         let recompute = options.has("--recompute")
         let accuracy = try model.evaluate(data: data, recompute: recompute, neighborCount: neighborCount)
 

@@ -6,14 +6,14 @@ import Torch
 enum NeighborsCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
-        OptionSpec("--data", value: "ROOT", help: "image folder with train/ and test/ (the one the run trained on)"),
+    ] + DataOptions.specs + [
         OptionSpec("--out", value: "FILE.png", help: "where to write the picture"),
         OptionSpec("--queries", value: "N", help: "test images to show, one row each, cycling through the classes (default 10)"),
         OptionSpec("--neighbors", value: "N", help: "nearest training images per query (default 10)"),
         OptionSpec("--recompute", help: "search recomputed training features instead of the memory bank"),
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
     ]
 
@@ -29,12 +29,12 @@ enum NeighborsCommand {
     static func run(_ arguments: [String]) throws {
         let options = try ParsedOptions(arguments, specs: specs, command: "neighbors")
         let checkpointPath = try options.requiredString("--checkpoint")
-        let dataRoot = try options.requiredString("--data")
         let outputPath = try options.requiredString("--out")
         let queryCount = try options.int("--queries") ?? 10
         let neighborCount = try options.int("--neighbors") ?? 10
         guard queryCount >= 1 else { throw UsageError("--queries must be at least 1, got \(queryCount)") }
         guard neighborCount >= 1 else { throw UsageError("--neighbors must be at least 1, got \(neighborCount)") }
+        let dataRequest = try DataOptions.request(options, command: "neighbors")
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
         let outputFolder = URL(fileURLWithPath: outputPath).deletingLastPathComponent().path
@@ -44,14 +44,13 @@ enum NeighborsCommand {
         }
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
-        let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
-                                         testLimitPerClass: model.configuration.testLimitPerClass,
-                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
+                                        testLimitPerClass: model.configuration.testLimitPerClass)
         try model.checkClasses(of: data)
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 
         let queries = queryIndices(labels: data.test.labels, classCount: data.classNames.count, count: queryCount)
-        let queryStore = ImageStore(images: queries.map { data.test[$0] }, labels: queries.map { data.test.labels[$0] },
+        let queryStore = ImageStore(images: try queries.map { try data.test[$0] }, labels: queries.map { data.test.labels[$0] },
                                     classNames: data.classNames)
         let queryFeatures = try model.features(of: queryStore)
         let neighbors = try nearestNeighbors(queries: queryFeatures, bank: bank, count: neighborCount)
@@ -60,12 +59,12 @@ enum NeighborsCommand {
         var sameClass = 0
         for (query, found) in zip(queries, neighbors) {
             let label = data.test.labels[query]
-            var row = [GridTile(image: data.test[query], border: .query)]
+            var row = [GridTile(image: try data.test[query], border: .query)]
             var line = "\(data.test.paths[query]) [\(data.classNames[label])]:"
             for (index, similarity) in found {
                 let match = data.train.labels[index] == label
                 sameClass += match ? 1 : 0
-                row.append(GridTile(image: data.train[index], border: match ? .match : .mismatch))
+                row.append(GridTile(image: try data.train[index], border: match ? .match : .mismatch))
                 line += String(format: " %@ %.3f", data.classNames[data.train.labels[index]], similarity)
             }
             rows.append(row)

@@ -6,8 +6,7 @@ import Torch
 enum TrainCommand {
     static let defaults = TrainingConfiguration.defaults
 
-    static let specs: [OptionSpec] = [
-        OptionSpec("--data", value: "ROOT", help: "image folder with train/CLASS/*.jpg|png and test/CLASS/..."),
+    static let specs: [OptionSpec] = DataOptions.specs + [
         OptionSpec("--run-dir", value: "DIR", help: "where config.json, metrics.jsonl and checkpoint.safetensors go (default runs/npid)"),
         OptionSpec("--resume", value: "RUN_DIR", help: "continue the run saved in RUN_DIR (its configuration is reused)"),
         OptionSpec("--epochs", value: "N", help: "epochs in all (default \(defaults.epochs))"),
@@ -16,6 +15,8 @@ enum TrainCommand {
         OptionSpec("--arch", value: "NAME", help: "resnet18, resnet34 or resnet50 (default \(defaults.model.architecture.rawValue))"),
         OptionSpec("--width", value: "W", help: "channels of the first stage; 64 is the published ResNet, 32 a quarter of the compute (default \(defaults.model.width))"),
         OptionSpec("--low-dim", value: "D", help: "feature dimension (default \(defaults.model.featureDimension))"),
+        OptionSpec("--image-size", value: "S", help: "side of the square network input in pixels (default \(defaults.imageSize), or \(TrainingConfiguration.largeImageSize) when the median image is larger than \(TrainingConfiguration.smallImageSide) px)"),
+        OptionSpec("--stem", value: "NAME", help: "cifar (3x3 stride-1 convolution) or imagenet (7x7 stride-2 and max-pool) (default imagenet for --image-size over \(TrainingConfiguration.smallImageSide), else cifar)"),
         OptionSpec("--nce-k", value: "K", help: "noise rows per sample for nce and softmax-ce; 0 trains with the full softmax (default \(defaults.negativeCount))"),
         OptionSpec("--nce-t", value: "T", help: "temperature τ (default \(defaults.temperature))"),
         OptionSpec("--nce-m", value: "M", help: "memory bank momentum m (default \(defaults.bankMomentum))"),
@@ -29,8 +30,8 @@ enum TrainCommand {
         OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted kNN vote (default \(defaults.neighborCount))"),
         OptionSpec("--seed", value: "S", help: "seed of initialisation, shuffling, augmentation and noise (default \(defaults.seed))"),
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads preparing batches ahead (default 1)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
+        OptionSpec("--workers", value: "N", help: "loader threads preparing batches ahead (default: 1 on cpu, one per core but one on cuda)"),
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last"),
         OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda, fp32 on cpu)"),
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
@@ -89,7 +90,7 @@ enum TrainCommand {
             guard keep >= 1 else { throw UsageError("--keep-checkpoints must be at least 1, got \(keep)") }
             runtime.keepCheckpoints = keep
         }
-        let dataRoot = try options.requiredString("--data")
+        let dataRequest = try DataOptions.request(options, command: "train")
         let benchSteps = try options.int("--bench-steps")
         if let steps = benchSteps, steps < 1 {
             throw UsageError("--bench-steps must be at least 1, got \(steps)")
@@ -102,12 +103,11 @@ enum TrainCommand {
         }
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
-        let started = Date()
-        let data = try TrainingData.load(root: dataRoot, limitPerClass: configuration.limitPerClass,
-                                         testLimitPerClass: configuration.testLimitPerClass,
-                                         threads: ProcessInfo.processInfo.activeProcessorCount)
-        Console.log(String(format: "decoded %d training and %d test images in %.1f s",
-                           data.train.count, data.test.count, Date().timeIntervalSince(started)))
+        let data = try DataOptions.load(dataRequest, limitPerClass: configuration.limitPerClass,
+                                        testLimitPerClass: configuration.testLimitPerClass, logsDecodeTime: true)
+        if resume == nil {
+            chooseInputDefaults(&configuration, for: data, options: options)
+        }
 
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
                                   runDirectory: runDirectory, resume: resume)
@@ -142,6 +142,20 @@ enum TrainCommand {
         Console.output("checkpoint: \(result.checkpointPath)")
     }
 
+    /// Sets the input size and stem from the training images, where the flags leave them open.
+    static func chooseInputDefaults(_ configuration: inout TrainingConfiguration, for data: TrainingData,
+                                    options: ParsedOptions) {
+        if !options.has("--image-size") {
+            configuration.imageSize = TrainingConfiguration.defaultImageSize(for: data.train.imageSizes)
+        }
+        if !options.has("--stem") {
+            configuration.model.stem = Stem.defaultStem(forImageSize: configuration.imageSize)
+        }
+        if configuration.imageSize != defaults.imageSize || configuration.model.stem != defaults.model.stem {
+            Console.log("network input \(configuration.imageSize)x\(configuration.imageSize) pixels with the \(configuration.model.stem.rawValue) stem")
+        }
+    }
+
     /// Overrides fields of `configuration` with the flags given.
     static func apply(_ options: ParsedOptions, to configuration: inout TrainingConfiguration) throws {
         if let value = try options.int("--epochs") { configuration.epochs = value }
@@ -155,6 +169,13 @@ enum TrainCommand {
         }
         if let value = try options.int("--width") { configuration.model.width = value }
         if let value = try options.int("--low-dim") { configuration.model.featureDimension = value }
+        if let value = try options.int("--image-size") { configuration.imageSize = value }
+        if let name = options.string("--stem") {
+            guard let stem = Stem(rawValue: name) else {
+                throw UsageError("unknown --stem '\(name)'; choose cifar or imagenet")
+            }
+            configuration.model.stem = stem
+        }
         if let value = try options.int("--nce-k") { configuration.negativeCount = value }
         if let value = try options.double("--nce-t") { configuration.temperature = value }
         if let value = try options.double("--nce-m") { configuration.bankMomentum = value }
@@ -207,6 +228,8 @@ enum TrainCommand {
         compare("--arch", saved.model.architecture.rawValue, requested.model.architecture.rawValue)
         compare("--width", saved.model.width, requested.model.width)
         compare("--low-dim", saved.model.featureDimension, requested.model.featureDimension)
+        compare("--image-size", saved.imageSize, requested.imageSize)
+        compare("--stem", saved.model.stem.rawValue, requested.model.stem.rawValue)
         compare("--limit-per-class", saved.limitPerClass.map(String.init) ?? "all", requested.limitPerClass.map(String.init) ?? "all")
         compare("--test-limit-per-class", saved.testLimitPerClass.map(String.init) ?? "all",
                 requested.testLimitPerClass.map(String.init) ?? "all")
@@ -290,15 +313,14 @@ func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
             throw UsageError("--device cuda:\(index) does not exist; this machine has \(Torch.cudaDeviceCount) GPU(s)")
         }
     }
-    if let threads = try options.int("--threads") {
+    let plan = ThreadPlan.defaults(device: runtime.device, coreCount: ProcessInfo.processInfo.activeProcessorCount)
+    if let threads = try options.int("--threads") ?? plan.threads {
         guard threads >= 1 else { throw UsageError("--threads must be at least 1, got \(threads)") }
         try Torch.setThreadCount(threads)
         runtime.threads = threads
     }
-    if let workers = try options.int("--workers") {
-        guard workers >= 0 else { throw UsageError("--workers must be 0 or more, got \(workers)") }
-        runtime.workers = workers
-    }
+    runtime.workers = try options.int("--workers") ?? plan.workers
+    guard runtime.workers >= 0 else { throw UsageError("--workers must be 0 or more, got \(runtime.workers)") }
     runtime.channelsLast = !options.has("--no-channels-last")
     if let name = options.string("--precision") {
         guard let precision = Precision(rawValue: name) else {

@@ -14,6 +14,8 @@ commands:
   train       train on an image folder, reporting kNN accuracy every epoch
   eval        kNN accuracy of a checkpoint on the test split
   neighbors   picture of test images next to their nearest training images
+  check-data  decode every image of a folder and report classes, sizes and bad files
+  bench       measure throughput (bench --loader: the batch loader alone)
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -23,6 +25,8 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "train": (TrainCommand.help, TrainCommand.run),
     "eval": (EvalCommand.help, EvalCommand.run),
     "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
+    "check-data": (CheckDataCommand.help, CheckDataCommand.run),
+    "bench": (BenchCommand.help, BenchCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -66,7 +70,7 @@ extension DataError {
     /// --data argument (exit 2). An unreadable or corrupt file is a failure (exit 1).
     var isUsageError: Bool {
         switch self {
-        case .missingFolder, .noClassFolders, .emptyClassFolders, .noImages: return true
+        case .missingFolder, .noClassFolders, .emptyClassFolders, .noImages, .missingCIFARFiles: return true
         default: return false
         }
     }

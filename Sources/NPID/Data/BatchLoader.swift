@@ -26,7 +26,7 @@ public struct Batch: Sendable {
 /// Each epoch visits every dataset index exactly once and keeps the last, smaller batch. The visiting order is
 /// a permutation that is a pure function of (seed, epoch) when `shuffle` is true, else dataset order.
 /// Augmentation randomness comes from `SampleRandom.forSample(seed:epoch:index:)`, so batches are
-/// bit-identical for any worker count.
+/// bit-identical for any worker count. Images that are not cached in the store are decoded by the workers.
 public final class BatchLoader: @unchecked Sendable {
     public let store: ImageStore
     public let transform: ImageTransform
@@ -47,8 +47,11 @@ public final class BatchLoader: @unchecked Sendable {
     /// Worker threads of this loader that have not exited yet, over all epochs.
     var liveWorkerCount: Int { threadCounter.value }
 
+    /// - Parameter prefetch: nil claims up to max(4, 2 × workers) batches ahead, so every worker has one
+    ///   batch to build while finished ones wait for the consumer.
     public init(store: ImageStore, transform: ImageTransform, batchSize: Int, shuffle: Bool, seed: UInt64,
-                workers: Int, prefetch: Int = 4, layout: PixelLayout = .nchw) {
+                workers: Int, prefetch: Int? = nil, layout: PixelLayout = .nchw) {
+        let prefetch = prefetch ?? max(4, 2 * workers)
         precondition(batchSize > 0, "BatchLoader batchSize must be positive, got \(batchSize)")
         precondition(workers >= 0, "BatchLoader workers must not be negative, got \(workers)")
         precondition(prefetch > 0, "BatchLoader prefetch must be positive, got \(prefetch)")
@@ -95,9 +98,20 @@ public struct LoaderEpoch: Sequence, IteratorProtocol, Sendable {
     let run: LoaderEpochRun
 
     /// Returns the next batch, or nil after the last one or after `cancel()`.
+    /// - Throws: the `DataError` of an image that failed to decode; the epoch is cancelled then.
+    public func nextBatch() throws -> Batch? {
+        try run.next()
+    }
+
+    /// Returns the next batch like `nextBatch()` but traps when an image fails to decode, so it suits only
+    /// stores whose images are all in memory. Code that may decode files calls `nextBatch()`.
     /// Not mutating, because the position lives in the shared run; this allows `loader.epoch(0).next()`.
     public func next() -> Batch? {
-        run.next()
+        do {
+            return try nextBatch()
+        } catch {
+            preconditionFailure("LoaderEpoch.next() met an image that failed to decode (\(error)); use nextBatch()")
+        }
     }
 
     /// Stops the workers and waits for them to exit; later calls to `next()` return nil.
@@ -114,7 +128,7 @@ struct LoaderEpochPlan: Sendable {
 
     var batchCount: Int { loader.batchCount }
 
-    func makeBatch(_ number: Int) -> Batch {
+    func makeBatch(_ number: Int) throws -> Batch {
         let store = loader.store
         let batchSize = loader.batchSize
         let indices = Array(order[(number * batchSize)..<min((number + 1) * batchSize, order.count)])
@@ -122,10 +136,10 @@ struct LoaderEpochPlan: Sendable {
         let size = loader.transform.outputSize
         let imageLength = 3 * size * size
 
-        let pixels = [Float](unsafeUninitializedCapacity: indices.count * imageLength) { buffer, initializedCount in
+        let pixels = try [Float](unsafeUninitializedCapacity: indices.count * imageLength) { buffer, initializedCount in
             let base = buffer.baseAddress!
             for (position, index) in indices.enumerated() {
-                loader.transform.apply(store[index], seed: loader.seed, epoch: epoch, index: index,
+                loader.transform.apply(try store[index], seed: loader.seed, epoch: epoch, index: index,
                                        into: base + position * imageLength, layout: loader.layout)
             }
             initializedCount = buffer.count
@@ -157,19 +171,25 @@ final class LoaderEpochRun: @unchecked Sendable {
         cancel()
     }
 
-    func next() -> Batch? {
-        if threads.isEmpty {
-            return nextBuiltHere()
+    func next() throws -> Batch? {
+        let result = threads.isEmpty ? nextBuiltHere() : state.take()
+        switch result {
+        case nil:
+            return nil
+        case .success(let batch)?:
+            return batch
+        case .failure(let error)?:
+            cancel()
+            throw error
         }
-        return state.take()
     }
 
-    private func nextBuiltHere() -> Batch? {
+    private func nextBuiltHere() -> Result<Batch, Error>? {
         synchronousLock.lock()
         defer { synchronousLock.unlock() }
         guard !state.isCancelled, nextSynchronous < state.plan.batchCount else { return nil }
         nextSynchronous += 1
-        return state.plan.makeBatch(nextSynchronous - 1)
+        return Result { try state.plan.makeBatch(nextSynchronous - 1) }
     }
 
     /// Stops the workers and joins them; a worker that is building a batch finishes that batch first.
@@ -208,11 +228,12 @@ private final class LoaderWorkerContext {
 /// Work queue and reorder buffer shared by the workers and the consumer of one epoch.
 ///
 /// Workers claim batch numbers in order, but only while fewer than `prefetch` batches are claimed and not
-/// yet taken. Finished batches wait in `slots[number % prefetch]` until the consumer takes them in order.
+/// yet taken. Finished batches, or the error that stopped one, wait in `slots[number % prefetch]` until
+/// the consumer takes them in order.
 final class LoaderEpochState: @unchecked Sendable {
     let plan: LoaderEpochPlan
     private let condition = NSCondition()
-    private var slots: [Batch?]
+    private var slots: [Result<Batch, Error>?]
     private var nextToClaim = 0
     private var nextToTake = 0
     private var cancelled = false
@@ -243,7 +264,7 @@ final class LoaderEpochState: @unchecked Sendable {
 
     func runWorker() {
         while let number = claim() {
-            let batch = plan.makeBatch(number)
+            let batch = Result { try plan.makeBatch(number) }
             condition.lock()
             if !cancelled {
                 slots[number % slots.count] = batch
@@ -266,7 +287,7 @@ final class LoaderEpochState: @unchecked Sendable {
         return nextToClaim - 1
     }
 
-    func take() -> Batch? {
+    func take() -> Result<Batch, Error>? {
         condition.lock()
         defer { condition.unlock() }
         guard nextToTake < plan.batchCount else { return nil }

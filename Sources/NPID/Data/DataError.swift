@@ -18,6 +18,14 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
     case unsupportedFormat(path: String)
     /// The image header declares more pixels than `ImageDecoder.maxPixelCount`.
     case imageTooLarge(path: String, width: Int, height: Int)
+    /// Image files that failed to decode when the folder was scanned, in dataset order.
+    case badImages(files: [BadImageFile])
+    /// Every image of these classes failed to decode, so skipping the bad files leaves them empty.
+    case noReadableImages(path: String, classNames: [String])
+    /// The folder lacks files of an extracted CIFAR binary archive.
+    case missingCIFARFiles(folder: String, dataset: String, missing: [String])
+    /// A CIFAR batch or class-name file does not have the official layout.
+    case malformedCIFARFile(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -48,8 +56,63 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
         case .imageTooLarge(let path, let width, let height):
             return "image \(path) declares \(width)x\(height) pixels, more than the limit of "
                 + "\(ImageDecoder.maxPixelCount) pixels; shrink it or delete it"
+        case .badImages(let files):
+            return Self.describeBadImages(files)
+        case .noReadableImages(let path, let classNames):
+            let noun = classNames.count == 1 ? "class folder" : "class folders"
+            return "every image of \(noun) \(classNames.joined(separator: ", ")) in \(path) failed to decode, "
+                + "so none is left after skipping bad files; replace the files or remove the \(noun)"
+        case .missingCIFARFiles(let folder, let dataset, let missing):
+            return "folder \(folder) does not contain the \(dataset) binary files "
+                + "(missing \(missing.joined(separator: ", "))); pass --data the folder where the official "
+                + "binary archive was extracted, or add --download to fetch it"
+        case .malformedCIFARFile(let path, let reason):
+            return "CIFAR file \(path) is malformed: \(reason); extract the official binary archive again "
+                + "or fetch it with --download"
         }
     }
 
+    /// A short reason for one file in a list of bad files, without the path or advice.
+    public var reason: String {
+        switch self {
+        case .unreadableFile(_, let reason): return "unreadable: \(reason)"
+        case .corruptImage(_, let message): return message
+        case .unsupportedFormat: return "not a JPEG or PNG image"
+        case .imageTooLarge(_, let width, let height): return "\(width)x\(height) pixels, over the limit"
+        default: return description
+        }
+    }
+
+    /// At most this many bad files are named in one message; `npid check-data` lists them all.
+    static let listedBadFileCount = 20
+
+    static func describeBadImages(_ files: [BadImageFile]) -> String {
+        if files.count == 1 {
+            return files[0].error.description + ", or pass --on-bad-image skip to leave it out"
+        }
+        return "\(files.count) image files failed to decode: \(listBadFiles(files)); "
+            + "replace or delete them, or pass --on-bad-image skip to leave them out"
+    }
+
+    /// Returns "PATH (reason), ..." for the first `listedBadFileCount` files and a count of the rest.
+    public static func listBadFiles(_ files: [BadImageFile]) -> String {
+        var list = files.prefix(listedBadFileCount).map { "\($0.path) (\($0.error.reason))" }.joined(separator: ", ")
+        if files.count > listedBadFileCount {
+            list += " and \(files.count - listedBadFileCount) more (npid check-data lists them all)"
+        }
+        return list
+    }
+
     public var errorDescription: String? { description }
+}
+
+/// An image file that failed to decode when its folder was scanned.
+public struct BadImageFile: Sendable, Equatable {
+    public let path: String
+    public let error: DataError
+
+    public init(path: String, error: DataError) {
+        self.path = path
+        self.error = error
+    }
 }

@@ -22,12 +22,16 @@ public enum ImageDecoder {
     }
 
     /// Decodes an in-memory JPEG or PNG file; `path` is used only in error messages.
-    public static func decode(bytes: [UInt8], path: String) throws -> RGBImage {
+    ///
+    /// Before any pixel buffer is allocated, the declared size must pass two checks: at most
+    /// `maxPixelCount` pixels, and no more than the file's byte count can encode (see
+    /// `checkCompressedSize`), so a small corrupt file cannot make the decoder allocate gigabytes.
+    public static func decode(bytes: [UInt8], path: String, maxPixelCount: Int = maxPixelCount) throws -> RGBImage {
         if hasJPEGSignature(bytes) {
-            return try decodeJPEG(bytes, path: path)
+            return try decodeJPEG(bytes, path: path, maxPixelCount: maxPixelCount)
         }
         if hasPNGSignature(bytes) {
-            return try decodePNG(bytes, path: path)
+            return try decodePNG(bytes, path: path, maxPixelCount: maxPixelCount)
         }
         throw DataError.unsupportedFormat(path: path)
     }
@@ -74,18 +78,29 @@ public enum ImageDecoder {
         return bytes.count >= signature.count && bytes.prefix(signature.count).elementsEqual(signature)
     }
 
-    static func checkPixelCount(width: Int, height: Int, path: String) throws {
+    static func checkPixelCount(width: Int, height: Int, limit: Int, path: String) throws {
         guard width > 0, height > 0 else {
             throw DataError.corruptImage(path: path, message: "header declares an empty \(width)x\(height) image")
         }
-        guard width <= maxPixelCount / height else {
+        guard width <= limit / height else {
             throw DataError.imageTooLarge(path: path, width: width, height: height)
+        }
+    }
+
+    /// Rejects a header that declares more data than the whole file can hold, which is how truncated and
+    /// corrupt files would otherwise make the decoder allocate and clear large buffers.
+    /// - Parameter minimumBytes: a lower bound on the size of any complete file with this header.
+    static func checkCompressedSize(width: Int, height: Int, fileSize: Int, minimumBytes: Int, path: String) throws {
+        guard fileSize >= minimumBytes else {
+            throw DataError.corruptImage(
+                path: path, message: "header declares \(width)x\(height) pixels, which need at least "
+                    + "\(minimumBytes) bytes, but the file has \(fileSize); it is truncated or corrupt")
         }
     }
 
     // MARK: JPEG
 
-    static func decodeJPEG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+    static func decodeJPEG(_ bytes: [UInt8], path: String, maxPixelCount: Int) throws -> RGBImage {
         guard let handle = tjInitDecompress() else {
             throw DataError.corruptImage(path: path, message: "libjpeg-turbo could not create a decompressor")
         }
@@ -103,7 +118,13 @@ public enum ImageDecoder {
             }
             let pixelWidth = Int(width)
             let pixelHeight = Int(height)
-            try checkPixelCount(width: pixelWidth, height: pixelHeight, path: path)
+            try checkPixelCount(width: pixelWidth, height: pixelHeight, limit: maxPixelCount, path: path)
+            // Huffman coding spends at least one bit on every 8×8 block of the first component, which
+            // TurboJPEG only accepts at full resolution, so a complete file has at least blocks / 8 bytes.
+            // NOTE: an arithmetic-coded JPEG of a nearly flat picture can be smaller and is rejected.
+            let blocks = ((pixelWidth + 7) / 8) * ((pixelHeight + 7) / 8)
+            try checkCompressedSize(width: pixelWidth, height: pixelHeight, fileSize: jpeg.count,
+                                    minimumBytes: blocks / 8, path: path)
 
             // TurboJPEG decodes CMYK and YCCK files only to CMYK pixels, so those are converted here.
             let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
@@ -111,13 +132,16 @@ public enum ImageDecoder {
             let channels = isCMYK ? 4 : 3
 
             // Warnings (such as "Premature end of JPEG file" for a truncated file) also return -1 and
-            // count as failures, because libjpeg-turbo fills the missing part with grey.
+            // count as failures, because libjpeg-turbo fills the missing part with grey. Stopping at the
+            // first warning saves decoding the rest of a broken file, and the scan limit stops progressive
+            // files with thousands of tiny scans, which take minutes to decode.
             // NOTE: this also rejects files that other readers accept with a warning, such as
             // "extraneous bytes before marker".
+            let flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
             let decoded = try [UInt8](unsafeUninitializedCapacity: pixelWidth * pixelHeight * channels) {
                 buffer, initializedCount in
                 let status = tjDecompress2(handle, jpeg.baseAddress, jpegSize, buffer.baseAddress,
-                                           width, 0, height, pixelFormat, TJFLAG_ACCURATEDCT)
+                                           width, 0, height, pixelFormat, flags)
                 guard status == 0 else {
                     throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
                 }
@@ -182,7 +206,7 @@ public enum ImageDecoder {
 
     // MARK: PNG
 
-    static func decodePNG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+    static func decodePNG(_ bytes: [UInt8], path: String, maxPixelCount: Int) throws -> RGBImage {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
@@ -194,7 +218,9 @@ public enum ImageDecoder {
             }
             let width = Int(image.width)
             let height = Int(image.height)
-            try checkPixelCount(width: width, height: height, path: path)
+            try checkPixelCount(width: width, height: height, limit: maxPixelCount, path: path)
+            try checkCompressedSize(width: width, height: height, fileSize: png.count,
+                                    minimumBytes: minimumPNGSize(bytes, width: width, height: height), path: path)
 
             // Alpha is read and then dropped, which keeps the stored colours like Pillow's convert("RGB").
             // Asking libpng for RGB instead would composite onto black.
@@ -220,6 +246,23 @@ public enum ImageDecoder {
             }
             return RGBImage(width: width, height: height, pixels: decoded)
         }
+    }
+
+    /// Returns a lower bound on the size of a complete PNG with this header. Deflate compresses at most
+    /// 1032 to 1 (a 258-byte match costs at least 2 bits), and the image data contains at least
+    /// width × height × bits per pixel of samples.
+    static func minimumPNGSize(_ png: [UInt8], width: Int, height: Int) -> Int {
+        // libpng accepted the header, so IHDR is the first chunk: bit depth at byte 24, colour type at 25.
+        let bitDepth = Int(png[24])
+        let samplesPerPixel: Int
+        switch png[25] {
+        case 2: samplesPerPixel = 3
+        case 4: samplesPerPixel = 2
+        case 6: samplesPerPixel = 4
+        default: samplesPerPixel = 1
+        }
+        let sampleBytes = (width * height).multipliedReportingOverflow(by: bitDepth * samplesPerPixel)
+        return sampleBytes.overflow ? Int.max : sampleBytes.partialValue / 8 / 1032
     }
 
     static func pngMessage(_ image: inout png_image) -> String {

@@ -1,105 +1,89 @@
-import Dispatch
 import Foundation
 
-/// All images of a dataset, decoded once into memory (about 3 KB per 32×32 image).
+/// The width and height of an image, in pixels.
+public struct ImageSize: Sendable, Hashable {
+    public let width: Int
+    public let height: Int
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+}
+
+/// The images of a dataset split, by dataset index: decoded in memory where they fit the cache budget,
+/// otherwise decoded from their files each time they are read.
 ///
 /// Immutable after init, so concurrent reads from loader workers are safe.
 public final class ImageStore: @unchecked Sendable {
     public let classNames: [String]
     /// Class index of each image, by dataset index.
     public let labels: [Int]
-    /// Source file of each image, by dataset index; empty for a store built from images in memory.
+    /// Source of each image, by dataset index: a file path, or `FILE[RECORD]` for a record of a CIFAR
+    /// batch file. The array is empty for a store built from unnamed images in memory.
     public let paths: [String]
-    private let images: [RGBImage]
+    /// Size of each image, by dataset index, known without decoding it again.
+    public let imageSizes: [ImageSize]
+    /// Decoded images; nil where the image did not fit the cache budget and is decoded on each read.
+    private let cache: [RGBImage?]
 
-    public var count: Int { images.count }
+    public var count: Int { labels.count }
 
-    public subscript(index: Int) -> RGBImage { images[index] }
+    /// Number of images held decoded in memory.
+    public let cachedCount: Int
 
-    /// Decodes every file of `folder` on `threads` threads (at least 1).
-    /// - Throws: the `DataError` of the failed file with the lowest dataset index.
-    public init(folder: ImageFolder, threads: Int) throws {
-        images = try Self.decodeAll(folder.paths, threads: max(1, threads))
-        labels = folder.labels
-        classNames = folder.classNames
-        paths = folder.paths
+    /// Bytes of decoded pixels held in memory.
+    public let cachedBytes: Int
+
+    /// Returns the image with dataset index `index`, decoding its file when it is not cached.
+    /// - Throws: a `DataError` when the file no longer decodes, for example because it changed after the scan.
+    public subscript(index: Int) -> RGBImage {
+        get throws {
+            if let image = cache[index] {
+                return image
+            }
+            return try ImageDecoder.decode(contentsOf: paths[index])
+        }
     }
 
-    /// Wraps images already in memory, for tests and synthetic data.
-    public init(images: [RGBImage], labels: [Int], classNames: [String]) {
+    /// Wraps images already in memory.
+    /// - Parameter paths: a name for each image, used in messages; empty when there are none.
+    public init(images: [RGBImage], labels: [Int], classNames: [String], paths: [String] = []) {
         precondition(images.count == labels.count, "ImageStore needs one label per image")
+        precondition(paths.isEmpty || paths.count == images.count, "ImageStore needs no paths or one per image")
         precondition(labels.allSatisfy { classNames.indices.contains($0) },
                      "ImageStore labels must index classNames")
-        self.images = images
+        self.cache = images
         self.labels = labels
         self.classNames = classNames
-        self.paths = []
+        self.paths = paths
+        self.imageSizes = images.map { ImageSize(width: $0.width, height: $0.height) }
+        self.cachedCount = images.count
+        self.cachedBytes = images.reduce(0) { $0 + $1.pixels.count }
     }
 
-    private static func decodeAll(_ paths: [String], threads: Int) throws -> [RGBImage] {
-        let results = ImageDecodeResults(count: paths.count)
-        // Threads claim small chunks, so a slow file does not leave the other threads idle.
-        let chunkSize = 64
-        DispatchQueue.concurrentPerform(iterations: min(threads, max(1, paths.count))) { _ in
-            while let range = results.claimChunk(size: chunkSize) {
-                for index in range {
-                    do {
-                        results.store(try ImageDecoder.decode(contentsOf: paths[index]), at: index)
-                    } catch {
-                        results.recordFailure(error, at: index)
-                        return
-                    }
-                }
-            }
+    /// Wraps image files whose decoded images are in `cache` where they fit, read from `paths` elsewhere.
+    init(paths: [String], labels: [Int], classNames: [String], imageSizes: [ImageSize], cache: [RGBImage?]) {
+        precondition(paths.count == labels.count && paths.count == imageSizes.count && paths.count == cache.count,
+                     "ImageStore needs one path, label, size and cache slot per image")
+        self.cache = cache
+        self.labels = labels
+        self.classNames = classNames
+        self.paths = paths
+        self.imageSizes = imageSizes
+        self.cachedCount = cache.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        self.cachedBytes = cache.reduce(0) { $0 + ($1?.pixels.count ?? 0) }
+    }
+
+    /// Scans `folder` on `threads` threads and keeps every image in memory.
+    /// - Throws: `DataError.badImages` naming every file that failed to decode.
+    public convenience init(folder: ImageFolder, threads: Int) throws {
+        let scan = ImageFolderScan(folder: folder, options: ImageScanOptions(threads: threads))
+        if !scan.badFiles.isEmpty {
+            throw DataError.badImages(files: scan.badFiles)
         }
-        return try results.finish()
-    }
-}
-
-/// Slots filled by the decode threads; each slot is written by exactly one thread, so only the chunk
-/// counter and the failure need the lock.
-private final class ImageDecodeResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private let slots: UnsafeMutableBufferPointer<RGBImage?>
-    private var nextIndex = 0
-    private var failure: (index: Int, error: Error)?
-
-    init(count: Int) {
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: nil)
-    }
-
-    deinit {
-        slots.deinitialize()
-        slots.deallocate()
-    }
-
-    /// Returns the next chunk of dataset indices, or nil when all are taken or a decode failed.
-    func claimChunk(size: Int) -> Range<Int>? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard failure == nil, nextIndex < slots.count else { return nil }
-        let start = nextIndex
-        nextIndex = min(start + size, slots.count)
-        return start..<nextIndex
-    }
-
-    func store(_ image: RGBImage, at index: Int) {
-        slots[index] = image
-    }
-
-    func recordFailure(_ error: Error, at index: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        if failure == nil || index < failure!.index {
-            failure = (index, error)
-        }
-    }
-
-    func finish() throws -> [RGBImage] {
-        if let failure {
-            throw failure.error
-        }
-        return slots.map { $0! }
+        let store = try scan.makeStore()
+        self.init(paths: store.paths, labels: store.labels, classNames: store.classNames,
+                  imageSizes: store.imageSizes, cache: store.cache)
     }
 }

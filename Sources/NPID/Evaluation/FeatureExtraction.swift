@@ -9,7 +9,8 @@ public func extractFeatures(model: ResNet, loader: BatchLoader, count: Int, devi
                             channelsLast: Bool) throws -> Tensor {
     let features = try Tensor.zeros([count, model.configuration.featureDimension], device: device)
     try withNoGrad {
-        for batch in loader.epoch(0) {
+        let batches = loader.epoch(0)
+        while let batch = try batches.nextBatch() {
             let images = try batch.imageTensor(device: device, channelsLast: channelsLast)
             let output = try model(images, training: false)
             let rows = try Tensor(batch.indices.map(Int64.init)).to(device: device)

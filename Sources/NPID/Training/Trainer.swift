@@ -167,9 +167,11 @@ public final class Trainer {
         var seen = partialEpoch.imageCount
         var seenHere = 0
 
-        for (offset, batch) in loader.epoch(epoch, startingAt: firstStep).enumerated() {
+        let batches = loader.epoch(epoch, startingAt: firstStep)
+        var step = firstStep
+        while let batch = try batches.nextBatch() {
+            defer { step += 1 }
             try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
-            let step = firstStep + offset
             let lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
             guard lossValue.isFinite else {
                 throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue,
@@ -251,7 +253,8 @@ public final class Trainer {
         var start = Date()
         var epoch = 0
         while done < warmup + steps {
-            for batch in loader.epoch(epoch) {
+            let batches = loader.epoch(epoch)
+            while let batch = try batches.nextBatch() {
                 if done == warmup {
                     try Torch.synchronize(runtime.device)
                     start = Date()

@@ -1,40 +1,105 @@
 import Foundation
 
-/// The train and test splits of an image folder, decoded into memory.
+/// The origin of a run's images.
+public enum DataSource: Sendable, Equatable {
+    /// One folder per split, each with one sub-folder of .jpg/.jpeg/.png files per class.
+    case folders(train: String, test: String)
+    /// The official CIFAR binary files in `directory` (the extracted archive folder or its parent).
+    case cifar(CIFARDataset, directory: String)
+
+    /// Returns the source for an image folder with `train/` and `test/` split folders.
+    public static func imageFolder(root: String) -> DataSource {
+        let root = ImageFolder.trimTrailingSlashes(root)
+        return .folders(train: root + "/train", test: root + "/test")
+    }
+}
+
+/// Settings for reading a run's images.
+public struct DataLoadOptions: Sendable {
+    /// Threads that decode image files while the folders are scanned.
+    public var threads: Int
+    public var badImagePolicy: BadImagePolicy
+    /// Memory for decoded images, shared by both splits; images beyond it are decoded on each read.
+    public var cacheBudget: ImageCacheBudget
+
+    public init(threads: Int, badImagePolicy: BadImagePolicy = .fail, cacheBudget: ImageCacheBudget = .unlimited) {
+        self.threads = threads
+        self.badImagePolicy = badImagePolicy
+        self.cacheBudget = cacheBudget
+    }
+
+    /// Half of the machine's memory: enough for CIFAR-10 (about 150 MB decoded) on any machine, and it
+    /// leaves the other half to libtorch, the memory bank and the system.
+    public static var defaultCacheBytes: Int {
+        Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    }
+}
+
+/// The train and test splits of a dataset.
 ///
-/// Layout: `ROOT/train/CLASS/*.{jpg,jpeg,png}` and `ROOT/test/CLASS/...`. Both splits
-/// must have the same class folders, because the kNN vote compares their labels.
+/// Both splits must have the same classes, because the kNN vote compares their labels.
 public struct TrainingData: Sendable {
     public let train: ImageStore
     public let test: ImageStore
+    /// Files left out of either split by `BadImagePolicy.skip`.
+    public let skippedFiles: [BadImageFile]
     public var classNames: [String] { train.classNames }
 
-    public init(train: ImageStore, test: ImageStore) {
+    public init(train: ImageStore, test: ImageStore, skippedFiles: [BadImageFile] = []) {
         self.train = train
         self.test = test
+        self.skippedFiles = skippedFiles
     }
 
-    /// Scans and decodes both splits of `root`.
+    /// Scans and decodes both splits of the image folder `root`, keeping every image in memory.
     ///
     /// - Parameters:
     ///   - limitPerClass: keep the first N training images of each class, in file-name order.
     ///   - testLimitPerClass: the same for the test split.
     ///   - threads: decoding threads.
     public static func load(root: String, limitPerClass: Int?, testLimitPerClass: Int?, threads: Int) throws -> TrainingData {
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isFolder), isFolder.boolValue else {
+        try checkRoot(root)
+        return try load(.imageFolder(root: root), limitPerClass: limitPerClass, testLimitPerClass: testLimitPerClass,
+                 options: DataLoadOptions(threads: threads))
+    }
+
+    /// Throws a usage error when the image folder `root`, given as --data, does not exist.
+    public static func checkRoot(_ root: String) throws {
+        guard ImageFolder.isFolder(root) else {
             throw UsageError("data folder \(root) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
         }
-        let trainFolder = try ImageFolder(split: root + "/train", limitPerClass: limitPerClass)
-        let testFolder = try ImageFolder(split: root + "/test", limitPerClass: testLimitPerClass)
-        guard trainFolder.classNames == testFolder.classNames else {
-            throw UsageError("\(root)/train and \(root)/test have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
+    }
+
+    /// Reads both splits of `source`.
+    ///
+    /// Image folders are scanned in full before any dataset index is assigned. With `BadImagePolicy.fail`
+    /// every file that fails to decode is named in one `DataError.badImages`. With `.skip` those files are
+    /// left out and listed in `skippedFiles`. The limits apply to the files in name order (or CIFAR records
+    /// in file order) before bad files are left out.
+    public static func load(_ source: DataSource, limitPerClass: Int?, testLimitPerClass: Int?,
+                            options: DataLoadOptions) throws -> TrainingData {
+        switch source {
+        case .cifar(let dataset, let directory):
+            return TrainingData(train: try dataset.load(split: .train, from: directory, limitPerClass: limitPerClass),
+                                test: try dataset.load(split: .test, from: directory, limitPerClass: testLimitPerClass))
+        case .folders(let trainPath, let testPath):
+            let trainFolder = try ImageFolder(split: trainPath, limitPerClass: limitPerClass)
+            let testFolder = try ImageFolder(split: testPath, limitPerClass: testLimitPerClass)
+            guard trainFolder.classNames == testFolder.classNames else {
+                throw UsageError("\(trainFolder.directory) and \(testFolder.directory) have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
+            }
+            // With one class every kNN vote is right, so the accuracy would always read 100%.
+            guard trainFolder.classNames.count >= 2 else {
+                throw UsageError("data folder \(trainFolder.directory) contains a single class folder, \(trainFolder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
+            }
+            let scanOptions = ImageScanOptions(threads: options.threads, cacheBudget: options.cacheBudget)
+            let trainScan = ImageFolderScan(folder: trainFolder, options: scanOptions)
+            let testScan = ImageFolderScan(folder: testFolder, options: scanOptions)
+            let badFiles = trainScan.badFiles + testScan.badFiles
+            if options.badImagePolicy == .fail && !badFiles.isEmpty {
+                throw DataError.badImages(files: badFiles)
+            }
+            return TrainingData(train: try trainScan.makeStore(), test: try testScan.makeStore(), skippedFiles: badFiles)
         }
-        // With one class every kNN vote is right, so the accuracy would always read 100%.
-        guard trainFolder.classNames.count >= 2 else {
-            throw UsageError("data folder \(root)/train contains a single class folder, \(trainFolder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
-        }
-        return TrainingData(train: try ImageStore(folder: trainFolder, threads: threads),
-                            test: try ImageStore(folder: testFolder, threads: threads))
     }
 }

@@ -140,7 +140,8 @@ import Testing
         #expect(result.errorLines.count == 1)
         #expect(result.stderrLines.count == 1)
         #expect(result.stderr.hasPrefix("npid: error: cannot decode image \(truncatedFile) ("), "stderr: \(result.stderr)")
-        #expect(result.stderr.hasSuffix("); replace or delete the file\n"), "stderr: \(result.stderr)")
+        #expect(result.stderr.hasSuffix("); replace or delete the file, or pass --on-bad-image skip to leave it out\n"),
+                "stderr: \(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
@@ -156,7 +157,7 @@ import Testing
 
         let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
 
-        result.expectRejected(status: 1, message: "file \(impostor) is not a JPEG or PNG image (unrecognised leading bytes); convert it to JPEG or PNG or delete it")
+        result.expectRejected(status: 1, message: "file \(impostor) is not a JPEG or PNG image (unrecognised leading bytes); convert it to JPEG or PNG or delete it, or pass --on-bad-image skip to leave it out")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 

@@ -73,7 +73,9 @@ enum CLI {
 
     /// Runs `npid arguments` in `directory` with stdin closed, capturing stdout and stderr.
     /// Kills the process with SIGKILL after `timeLimit` seconds.
-    static func run(_ arguments: [String], in directory: String, timeLimit: Double = timeLimit) async throws -> CLIResult {
+    /// - Parameter environment: variables to set or replace in the inherited environment.
+    static func run(_ arguments: [String], in directory: String, timeLimit: Double = timeLimit,
+                    environment: [String: String] = [:]) async throws -> CLIResult {
         guard let executable = executablePath else {
             throw CLIHarnessError(description: "no npid executable next to the test bundle or in .build/debug; build it with swift build --build-tests")
         }
@@ -91,6 +93,9 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdoutHandle

@@ -14,7 +14,7 @@ import Testing
         #expect(result.status == 2)
         #expect(result.stdout == "")
         #expect(result.stderr.hasPrefix("usage: npid <command> [options]\n"))
-        for command in ["train", "eval", "neighbors", "version"] {
+        for command in ["train", "eval", "neighbors", "check-data", "bench", "version"] {
             #expect(result.stderrLines.contains { $0.hasPrefix("  \(command) ") }, "missing command \(command)")
         }
     }
@@ -28,7 +28,7 @@ import Testing
         result.expectSuccess()
         #expect(result.stderr == "")
         #expect(result.stdout.hasPrefix("usage: npid <command> [options]\n"))
-        for command in ["train", "eval", "neighbors", "version"] {
+        for command in ["train", "eval", "neighbors", "check-data", "bench", "version"] {
             #expect(result.stdoutLines.contains { $0.hasPrefix("  \(command) ") }, "missing command \(command)")
         }
     }
@@ -48,14 +48,20 @@ import Testing
                                "--arch NAME", "--width W", "--low-dim D", "--nce-k K", "--nce-t T", "--nce-m M",
                                "--loss NAME", "--nce-z MODE", "--nce-z-rate R", "--proximal LAMBDA",
                                "--lr LR", "-b, --batch-size B", "--knn-k K", "--seed S", "--device DEV",
-                               "--threads N", "--workers N", "--eval-untrained", "--bench-steps N", "--keep-checkpoints N",
-                               "-h, --help"]),
+                               "--threads N", "--workers N", "--eval-untrained", "--bench-steps N", "--keep-checkpoints N", "--dataset NAME",
+                               "--train-dir DIR", "--test-dir DIR", "--download", "--on-bad-image POLICY", "--cache-mb MB",
+                               "--image-size S", "--stem NAME", "-h, --help"]),
         SubcommandHelp(command: "eval", usageLine: "usage: npid eval --checkpoint FILE --data ROOT [--recompute]",
                        flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--device DEV",
                                "-h, --help"]),
         SubcommandHelp(command: "neighbors", usageLine: "usage: npid neighbors --checkpoint FILE --data ROOT --out FILE.png",
                        flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries N", "--neighbors N",
                                "--recompute", "--device DEV", "-h, --help"]),
+        SubcommandHelp(command: "check-data", usageLine: "usage: npid check-data ROOT",
+                       flags: ["--threads N", "-h, --help"]),
+        SubcommandHelp(command: "bench", usageLine: "usage: npid bench --loader --data ROOT [options]",
+                       flags: ["--loader", "--data ROOT", "--dataset NAME", "--download", "--batches N",
+                               "-b, --batch-size B", "--image-size S", "--workers N", "-h, --help"]),
     ]
 
     @Test(arguments: subcommandHelps)

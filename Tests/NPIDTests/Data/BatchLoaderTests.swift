@@ -64,17 +64,18 @@ import Testing
         }
     }
 
-    @Test func batchPixelsMatchSingleImageTransform() {
+    @Test func batchPixelsMatchSingleImageTransform() throws {
         let store = makeStore(count: 5)
         let augmentation = TrainAugmentation()
         let loader = makeLoader(store, batchSize: 5, seed: 9, layout: .nhwc, transform: .train(augmentation))
         let batch = loader.epoch(1).next()!
 
         for (position, index) in batch.indices.enumerated() {
+            let image = try store[index]
             var expected = [Float](repeating: 0, count: 3072)
             expected.withUnsafeMutableBufferPointer { output in
                 var random = SampleRandom.forSample(seed: 9, epoch: 1, index: index)
-                augmentation.apply(store[index], random: &random, into: output.baseAddress!, layout: .nhwc)
+                augmentation.apply(image, random: &random, into: output.baseAddress!, layout: .nhwc)
             }
             let start = position * 3072
             let actual = Array(batch.pixels[start..<(start + 3072)])
@@ -82,12 +83,12 @@ import Testing
         }
     }
 
-    @Test func plainTransformBatchIsExact() {
+    @Test func plainTransformBatchIsExact() throws {
         let store = makeStore(count: 4)
         let loader = makeLoader(store, batchSize: 4, shuffle: false, layout: .nhwc,
                                 transform: .plain(PlainTransform(outputSize: 32)))
         let batch = loader.epoch(0).next()!
-        let expected = (0..<4).flatMap { store[$0].pixels.map { Float($0) / 255 } }
+        let expected = try (0..<4).flatMap { try store[$0].pixels.map { Float($0) / 255 } }
         #expect(batch.pixels == expected)
     }
 

@@ -19,10 +19,11 @@ import Testing
         #expect(folder.labels == Self.cifarClasses.indices.flatMap { Array(repeating: $0, count: 30) })
 
         let store = try ImageStore(folder: folder, threads: 2)
-        #expect((0..<store.count).allSatisfy { store[$0].width == 32 })
-        #expect((0..<store.count).allSatisfy { store[$0].height == 32 })
+        let images = try (0..<store.count).map { try store[$0] }
+        #expect(images.allSatisfy { $0.width == 32 })
+        #expect(images.allSatisfy { $0.height == 32 })
         // Real photographs are not flat: every image has some spread of values.
-        #expect((0..<store.count).allSatisfy { Set(store[$0].pixels).count > 8 })
+        #expect(images.allSatisfy { Set($0.pixels).count > 8 })
 
         let loader = BatchLoader(store: store, transform: .train(TrainAugmentation()), batchSize: 64,
                                  shuffle: true, seed: 1, workers: 2)

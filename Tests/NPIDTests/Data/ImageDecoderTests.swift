@@ -85,6 +85,111 @@ import Testing
         }
     }
 
+    @Test func progressiveJPEGDecodesLikeBaseline() throws {
+        let original = TestImages.gradient(width: 24, height: 16)
+        let progressive = TestImages.encodeJPEG(original, quality: 95, subsampling: TJSAMP_420,
+                                                flags: TJFLAG_ACCURATEDCT | TJFLAG_PROGRESSIVE)
+        let baseline = TestImages.encodeJPEG(original, quality: 95, subsampling: TJSAMP_420)
+        #expect(TestImages.jpegMarkerOffset(progressive, 0xC2) != nil, "no SOF2 (progressive) marker")
+        #expect(TestImages.jpegMarkerOffset(baseline, 0xC2) == nil)
+
+        let decoded = try ImageDecoder.decode(bytes: progressive, path: "progressive.jpg")
+        let reference = try ImageDecoder.decode(bytes: baseline, path: "baseline.jpg")
+
+        #expect(decoded.width == 24)
+        #expect(decoded.height == 16)
+        // The same coefficients, sent in several scans, decode to the same pixels.
+        #expect(decoded == reference)
+        let maxError = zip(decoded.pixels, original.pixels).map { abs(Int($0) - Int($1)) }.max()!
+        #expect(maxError <= 8)
+    }
+
+    /// Two flat 8×8 blocks of stored (inverted) CMYK values, so that no colour bleeds between them.
+    static let cmykBlocks: [[UInt8]] = [[255, 0, 255, 255], [128, 200, 255, 160]]
+
+    static func cmykImage() -> [UInt8] {
+        var pixels: [UInt8] = []
+        for _ in 0..<8 {
+            for x in 0..<16 {
+                pixels += cmykBlocks[x / 8]
+            }
+        }
+        return pixels
+    }
+
+    @Test func ycckJPEGDecodesToExpectedColours() throws {
+        // TurboJPEG stores CMYK input as YCCK, with an Adobe marker saying the samples are inverted.
+        let jpeg = TestImages.encodeJPEG(width: 16, height: 8, pixels: Self.cmykImage(), pixelFormat: TJPF_CMYK,
+                                         quality: 100)
+        #expect(TestImages.jpegColorspace(jpeg) == Int32(TJCS_YCCK.rawValue))
+
+        let decoded = try ImageDecoder.decode(bytes: jpeg, path: "ycck.jpg")
+
+        // Inverted samples hold 255 - ink, so R = C_stored * K_stored / 255 (0 means full ink).
+        let expected: [[Int]] = [[255, 0, 255], [80, 125, 160]]
+        for y in 0..<8 {
+            for x in 0..<16 {
+                let pixel = (y * 16 + x) * 3
+                for channel in 0..<3 {
+                    let value = Int(decoded.pixels[pixel + channel])
+                    #expect(abs(value - expected[x / 8][channel]) <= 3, "pixel (\(x), \(y)) channel \(channel): \(value)")
+                }
+            }
+        }
+    }
+
+    @Test func cmykWithoutAdobeMarkerIsNotInverted() throws {
+        var jpeg = TestImages.encodeJPEG(width: 16, height: 8, pixels: Self.cmykImage(), pixelFormat: TJPF_CMYK,
+                                         quality: 100)
+        // Cut the APP14 "Adobe" segment out: libjpeg then reads the four components as plain CMYK.
+        let app14 = try #require(TestImages.jpegMarkerOffset(jpeg, 0xEE))
+        let length = Int(jpeg[app14 + 2]) << 8 | Int(jpeg[app14 + 3])
+        jpeg.removeSubrange(app14..<(app14 + 2 + length))
+        #expect(TestImages.jpegColorspace(jpeg) == Int32(TJCS_CMYK.rawValue))
+        #expect(!jpeg.withUnsafeBufferPointer { ImageDecoder.hasAdobeMarker($0) })
+
+        let raw = try Self.decodeRawCMYK(jpeg)
+        let decoded = try ImageDecoder.decode(bytes: jpeg, path: "cmyk.jpg")
+
+        // Plain CMYK samples are ink amounts: R = (255 - C)(255 - K) / 255, rounded.
+        for pixel in 0..<(16 * 8) {
+            let key = 255 - Int(raw[pixel * 4 + 3])
+            for channel in 0..<3 {
+                let expected = ((255 - Int(raw[pixel * 4 + channel])) * key + 127) / 255
+                #expect(Int(decoded.pixels[pixel * 3 + channel]) == expected)
+            }
+        }
+    }
+
+    /// Decodes a four-component JPEG to its CMYK samples with TurboJPEG, without any conversion.
+    static func decodeRawCMYK(_ jpeg: [UInt8]) throws -> [UInt8] {
+        let handle = try #require(tjInitDecompress())
+        defer { tjDestroy(handle) }
+        var output = [UInt8](repeating: 0, count: 16 * 8 * 4)
+        let status = jpeg.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                tjDecompress2(handle, source.baseAddress, UInt(source.count), target.baseAddress, 16, 0, 8,
+                              Int32(TJPF_CMYK.rawValue), TJFLAG_ACCURATEDCT)
+            }
+        }
+        #expect(status == 0)
+        return output
+    }
+
+    @Test func implausiblySmallJPEGRejected() throws {
+        var jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 7))
+        // Declare 8000 x 8000 pixels: 1,000,000 blocks need at least 125,000 bytes.
+        let sof = try #require(TestImages.jpegMarkerOffset(jpeg, 0xC0))
+        for offset in [sof + 5, sof + 7] {
+            jpeg[offset] = 0x1F
+            jpeg[offset + 1] = 0x40
+        }
+
+        #expect(throws: DataError.corruptImage(path: "small.jpg", message: "header declares 8000x8000 pixels, which need at least 125000 bytes, but the file has \(jpeg.count); it is truncated or corrupt")) {
+            try ImageDecoder.decode(bytes: jpeg, path: "small.jpg")
+        }
+    }
+
     // MARK: PNG
 
     @Test func pngRGBDecodesExactly() throws {
@@ -143,6 +248,50 @@ import Testing
 
         let decoded = try ImageDecoder.decode(bytes: png, path: "deep-gray.png")
         #expect(decoded.pixels == [64, 64, 64, 192, 192, 192])
+    }
+
+    @Test func pngGrayAlphaDropsAlpha() throws {
+        let grayAlpha: [UInt8] = [0, 255, 90, 0, 200, 128, 255, 7]
+        let png = TestImages.encodePNG(width: 2, height: 2, format: PNG_FORMAT_FLAG_ALPHA, pixels: grayAlpha)
+        #expect(TestImages.pngColorType(png) == 4)
+
+        let decoded = try ImageDecoder.decode(bytes: png, path: "gray-alpha.png")
+        #expect(decoded.pixels == [0, 0, 0, 90, 90, 90, 200, 200, 200, 255, 255, 255])
+    }
+
+    @Test func png16BitRGBAScalesAndDropsAlpha() throws {
+        // Opaque and half-transparent pixels: the colour samples are scaled as without alpha.
+        let samples: [UInt16] = [0xFFFF, 0x0000, 0x8080, 0xFFFF, 0x12FF, 0x0101, 0xFEFF, 0x8000]
+        let row = samples.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        let png = TestImages.handWrittenPNG(width: 2, height: 1, bitDepth: 16, colorType: 6, rows: [row])
+        #expect(TestImages.pngColorType(png) == 6)
+        #expect(TestImages.pngBitDepth(png) == 16)
+
+        let decoded = try ImageDecoder.decode(bytes: png, path: "deep-rgba.png")
+        #expect(decoded.pixels == [255, 0, 128, 19, 1, 254])
+    }
+
+    @Test func palettePNGWithTransparencyKeepsColours() throws {
+        // An RGBA palette: libpng writes its alpha values as a tRNS chunk.
+        let palette: [UInt8] = [10, 20, 30, 255, 250, 0, 7, 0, 0, 255, 128, 90]
+        let indices: [UInt8] = [0, 1, 2, 2, 1, 0]
+        let png = TestImages.encodePNG(width: 3, height: 2, format: PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA | PNG_FORMAT_FLAG_COLORMAP,
+                                       pixels: indices, colormap: palette, colormapEntries: 3)
+        #expect(TestImages.pngColorType(png) == 3)
+        #expect(png.indices.contains { png[$0...].starts(with: Array("tRNS".utf8)) })
+
+        let decoded = try ImageDecoder.decode(bytes: png, path: "palette-alpha.png")
+        let expected = indices.flatMap { Array(palette[(Int($0) * 4)..<(Int($0) * 4 + 3)]) }
+        #expect(decoded.pixels == expected)
+    }
+
+    @Test func implausiblySmallPNGRejected() throws {
+        // 5000 x 5000 RGB is 75,000,000 bytes of samples; deflate needs at least 1/1032 of that.
+        let png = TestImages.handWrittenPNG(width: 5000, height: 5000, bitDepth: 8, colorType: 2, rows: [[1, 2, 3]])
+
+        #expect(throws: DataError.corruptImage(path: "small.png", message: "header declares 5000x5000 pixels, which need at least 72674 bytes, but the file has \(png.count); it is truncated or corrupt")) {
+            try ImageDecoder.decode(bytes: png, path: "small.png")
+        }
     }
 
     @Test func truncatedPNGThrowsNamingPath() throws {

@@ -120,11 +120,11 @@ import Testing
         #expect(store.classNames == ["class0", "class1", "class2"])
         for index in 0..<store.count {
             let fileNumber = Int((folder.paths[index] as NSString).lastPathComponent.dropLast(4))!
-            #expect(store[index] == expected[fileNumber])
+            #expect(try store[index] == expected[fileNumber])
         }
     }
 
-    @Test func storeThrowsFirstCorruptFile() throws {
+    @Test func storeNamesEveryBadFile() throws {
         let root = try TestImages.makeTemporaryFolder()
         defer { TestImages.removeFolder(root) }
         let jpeg = TestImages.encodeJPEG(TestImages.gradient(width: 8, height: 8))
@@ -138,8 +138,14 @@ import Testing
         let error = #expect(throws: DataError.self) {
             try ImageStore(folder: folder, threads: 2)
         }
-        guard case .corruptImage(let path, _)? = error else {
-            Issue.record("expected corruptImage, got \(String(describing: error))")
+        guard case .badImages(let files)? = error else {
+            Issue.record("expected badImages, got \(String(describing: error))")
+            return
+        }
+        #expect(files.map(\.path) == [root + "/a/1150.jpg", root + "/a/1170.jpg"])
+        #expect(files[1].error == .unsupportedFormat(path: root + "/a/1170.jpg"))
+        guard case .corruptImage(let path, _) = files[0].error else {
+            Issue.record("expected corruptImage for the truncated file, got \(files[0].error)")
             return
         }
         #expect(path == root + "/a/1150.jpg")

@@ -29,23 +29,44 @@ enum TestImages {
 
     /// Encodes with TurboJPEG; `channels` must match `pixelFormat` (3 for RGB, 1 for gray, 4 for CMYK).
     static func encodeJPEG(width: Int, height: Int, pixels: [UInt8], pixelFormat: TJPF,
-                           subsampling: TJSAMP = TJSAMP_444, quality: Int32 = 95) -> [UInt8] {
+                           subsampling: TJSAMP = TJSAMP_444, quality: Int32 = 95,
+                           flags: Int32 = TJFLAG_ACCURATEDCT) -> [UInt8] {
         let handle = tjInitCompress()!
         defer { tjDestroy(handle) }
         var buffer: UnsafeMutablePointer<UInt8>?
         var size: UInt = 0
         let status = pixels.withUnsafeBufferPointer { source in
             tjCompress2(handle, source.baseAddress, Int32(width), 0, Int32(height), Int32(pixelFormat.rawValue),
-                        &buffer, &size, Int32(subsampling.rawValue), quality, TJFLAG_ACCURATEDCT)
+                        &buffer, &size, Int32(subsampling.rawValue), quality, flags)
         }
         defer { tjFree(buffer) }
         precondition(status == 0, "tjCompress2 failed: \(String(cString: tjGetErrorStr2(handle)))")
         return Array(UnsafeBufferPointer(start: buffer, count: Int(size)))
     }
 
-    static func encodeJPEG(_ image: RGBImage, quality: Int32 = 95) -> [UInt8] {
+    static func encodeJPEG(_ image: RGBImage, quality: Int32 = 95, subsampling: TJSAMP = TJSAMP_444,
+                           flags: Int32 = TJFLAG_ACCURATEDCT) -> [UInt8] {
         encodeJPEG(width: image.width, height: image.height, pixels: image.pixels, pixelFormat: TJPF_RGB,
-                   quality: quality)
+                   subsampling: subsampling, quality: quality, flags: flags)
+    }
+
+    /// Returns the offset of the first marker `0xFF marker` in the JPEG header, or nil.
+    static func jpegMarkerOffset(_ jpeg: [UInt8], _ marker: UInt8) -> Int? {
+        (0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == marker }
+    }
+
+    /// Returns the colour space TurboJPEG reads from the header (a TJCS value).
+    static func jpegColorspace(_ jpeg: [UInt8]) -> Int32 {
+        let handle = tjInitDecompress()!
+        defer { tjDestroy(handle) }
+        var width: Int32 = 0
+        var height: Int32 = 0
+        var subsampling: Int32 = 0
+        var colorspace: Int32 = -1
+        _ = jpeg.withUnsafeBufferPointer { buffer in
+            tjDecompressHeader3(handle, buffer.baseAddress, UInt(buffer.count), &width, &height, &subsampling, &colorspace)
+        }
+        return colorspace
     }
 
     // MARK: PNG
@@ -81,6 +102,20 @@ enum TestImages {
 
     /// Returns the bit depth byte of IHDR.
     static func pngBitDepth(_ png: [UInt8]) -> UInt8 { png[24] }
+
+    /// Recomputes the CRC of every chunk, so that a test can change chunk data and still pass libpng's
+    /// CRC check. Stops at the first chunk that runs past the end of the file.
+    static func fixPNGChecksums(_ png: inout [UInt8]) {
+        var offset = 8
+        while offset + 12 <= png.count {
+            let length = Int(png[offset]) << 24 | Int(png[offset + 1]) << 16 | Int(png[offset + 2]) << 8 | Int(png[offset + 3])
+            let end = offset + 8 + length
+            guard length >= 0, end + 4 <= png.count else { return }
+            let crc = bigEndian(crc32(Array(png[(offset + 4)..<end])))
+            png.replaceSubrange(end..<(end + 4), with: crc)
+            offset = end + 4
+        }
+    }
 
     /// Builds a PNG chunk by chunk, because libpng's simplified writer cannot produce 16-bit sRGB files
     /// (it writes 16-bit data as linear light with gAMA 1.0) or headers with chosen sizes.

@@ -48,7 +48,7 @@ import Torch
         #expect(data.train.count == expectedFiles.count)
         for (index, (className, fileName)) in expectedFiles.enumerated() {
             #expect(data.train.paths[index].hasSuffix("/train/\(className)/\(fileName)"), "path \(index): \(data.train.paths[index])")
-            #expect(data.train[index] == Self.image(split: "train", className: className, fileName: fileName),
+            #expect(try data.train[index] == Self.image(split: "train", className: className, fileName: fileName),
                     "image \(index) is not \(className)/\(fileName)")
         }
 

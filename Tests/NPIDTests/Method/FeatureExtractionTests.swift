@@ -22,7 +22,7 @@ import Torch
 
     /// Converts image `index` into a [1, 3, S, S] tensor of byte / 255 without the data pipeline.
     static func imageTensor(_ store: ImageStore, _ index: Int) throws -> Tensor {
-        let image = store[index]
+        let image = try store[index]
         var values: [Float] = []
         for c in 0..<3 {
             for y in 0..<size {

@@ -67,10 +67,10 @@ enum TinyRun {
         let augmentation = TrainAugmentation(outputSize: imageSize)
         let length = 3 * imageSize * imageSize
         var pixels = [Float](repeating: 0, count: indices.count * length)
-        pixels.withUnsafeMutableBufferPointer { buffer in
+        try pixels.withUnsafeMutableBufferPointer { buffer in
             for (position, index) in indices.enumerated() {
                 var random = SampleRandom.forSample(seed: seed, epoch: epoch, index: index)
-                augmentation.apply(store[index], random: &random, into: buffer.baseAddress! + position * length,
+                augmentation.apply(try store[index], random: &random, into: buffer.baseAddress! + position * length,
                                    layout: .nchw)
             }
         }

@@ -1,0 +1,333 @@
+import CImageCodecs
+import Foundation
+import Testing
+
+/// Data options of `npid`: bad images, CIFAR binaries, downloads, split folders, check-data and
+/// bench --loader, run as a separate process.
+@Suite struct CLIDataTests {
+    /// Writes a PNG of `width` x `height` noise to `relativePath` in `scratch`.
+    @discardableResult
+    static func writePNG(_ scratch: CLIScratchFolder, _ relativePath: String, width: Int, height: Int,
+                         seed: UInt64 = 1) throws -> String {
+        let image = TestImages.noise(width: width, height: height, seed: seed)
+        return try scratch.write(TestImages.encodePNG(width: width, height: height, format: PNG_FORMAT_RGB,
+                                                      pixels: image.pixels),
+                                 to: relativePath)
+    }
+
+    static let truncatedJPEG: [UInt8] = {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 16, height: 16, seed: 3))
+        return Array(jpeg.prefix(jpeg.count / 2))
+    }()
+
+    // MARK: check-data
+
+    @Test func checkDataReportsClassesSizesAndBadFiles() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "data/train/cat/0.png", width: 40, height: 30)
+        try Self.writePNG(scratch, "data/train/cat/1.png", width: 40, height: 30)
+        let truncated = try scratch.write(Self.truncatedJPEG, to: "data/train/cat/2.jpg")
+        try Self.writePNG(scratch, "data/train/dog/0.png", width: 30, height: 40)
+        try scratch.write(Array("not listed".utf8), to: "data/train/dog/1.txt")
+        try Self.writePNG(scratch, "data/test/cat/0.png", width: 40, height: 30)
+        try Self.writePNG(scratch, "data/test/dog/0.png", width: 40, height: 30)
+        let impostor = try scratch.write(Array("GIF89a".utf8), to: "data/test/dog/notes.jpg")
+        let root = scratch.path + "/data"
+
+        let result = try await CLI.run(["check-data", root], in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr == "npid: error: 2 bad image files in \(root); replace or delete them, or train with --on-bad-image skip to leave them out\n")
+        let lines = result.stdoutLines
+        try #require(lines.count == 11, "stdout: \(result.stdout)")
+        #expect(Array(lines[0..<9]) == [
+            "\(root)/train: 3 images in 2 classes, 1 bad file",
+            "\(root)/test: 2 images in 2 classes, 1 bad file",
+            "class    train     test",
+            "cat          2        1",
+            "dog          1        1",
+            "total        3        2",
+            "image sizes: 40x30 (4), 30x40 (1)",
+            "npid train would default to --image-size 32 with the cifar stem",
+            "bad files (2):",
+        ])
+        #expect(lines[9].hasPrefix("  \(truncated): libjpeg-turbo: "), "line: \(lines[9])")
+        #expect(lines[10] == "  \(impostor): not a JPEG or PNG image")
+    }
+
+    @Test func checkDataOfCleanSingleSplit() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "photos/bird/a.png", width: 100, height: 80)
+        try Self.writePNG(scratch, "photos/bird/b.png", width: 120, height: 90)
+        try Self.writePNG(scratch, "photos/fish/a.png", width: 100, height: 80)
+        let root = scratch.path + "/photos"
+
+        let result = try await CLI.run(["check-data", root + "/"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr == "")
+        #expect(result.stdoutLines == [
+            "\(root): 3 images in 2 classes, no bad files",
+            "class   images",
+            "bird         2",
+            "fish         1",
+            "total        3",
+            "image sizes: 100x80 (2), 120x90 (1); shorter side 80 to 90 px, median 80 px",
+            "npid train would default to --image-size 224 with the imagenet stem",
+            "bad files: none",
+        ])
+    }
+
+    @Test func checkDataNeedsOneFolder() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["check-data"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid check-data needs the folder to check; run npid check-data --help for an example")
+    }
+
+    // MARK: Bad images in training
+
+    /// Copies the shared data set and breaks `count` training images of its second class.
+    static func dataWithBadImages(_ scratch: CLIScratchFolder, count: Int) throws -> (root: String, bad: [String]) {
+        let dataset = try CLIDataset.shared.get()
+        let root = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: root)
+        let classFolder = root + "/train/" + dataset.classNames[1]
+        let files = try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()
+        var bad: [String] = []
+        for file in files.prefix(count) {
+            let path = classFolder + "/" + file
+            let original = try CLIFiles.bytes(path)
+            try Data(original.prefix(original.count / 3)).write(to: URL(fileURLWithPath: path))
+            bad.append(path)
+        }
+        return (root, bad)
+    }
+
+    @Test func trainSkipsBadImageWithWarning() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let (root, bad) = try Self.dataWithBadImages(scratch, count: 1)
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--data", root, "--run-dir", runDirectory, "--epochs", "1",
+                                        "--on-bad-image", "skip"] + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        let warnings = result.stderrLines.filter { $0.hasPrefix("warning: left out") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.hasPrefix("warning: left out 1 bad image file (--on-bad-image skip): \(bad[0]) (libjpeg-turbo: ") == true,
+                "stderr: \(result.stderr)")
+        // 3 classes of 8 training images, less the skipped one; the bank has one row per kept image.
+        #expect(result.stderrLines.contains { $0.hasPrefix("training on 23 images of 3 classes, testing on 12;") },
+                "stderr: \(result.stderr)")
+    }
+
+    @Test func trainListsEveryBadImage() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let (root, bad) = try Self.dataWithBadImages(scratch, count: 2)
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--data", root, "--run-dir", runDirectory, "--epochs", "1"]
+                                           + CLIRuns.smallModelFlags,
+                                       in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stderrLines.count == 1, "stderr: \(result.stderr)")
+        let message = result.stderr
+        #expect(message.hasPrefix("npid: error: 2 image files failed to decode: \(bad[0]) (libjpeg-turbo: "), "stderr: \(message)")
+        #expect(message.contains("), \(bad[1]) (libjpeg-turbo: "), "stderr: \(message)")
+        #expect(message.hasSuffix("); replace or delete them, or pass --on-bad-image skip to leave them out\n"))
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    // MARK: CIFAR binaries and downloads
+
+    @Test func trainReadsCIFARBinaries() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let folder = try CIFARFixtures.writeCIFAR10(under: scratch.path + "/cifar")
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--dataset", "cifar10", "--data", folder, "--run-dir", runDirectory,
+                                        "--epochs", "1", "--width", "4", "--low-dim", "8", "-b", "4", "--nce-k", "0",
+                                        "--knn-k", "3", "--workers", "0", "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderrLines.contains { $0.hasPrefix("training on 10 images of 10 classes, testing on 3;") },
+                "stderr: \(result.stderr)")
+        let configuration = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDirectory + "/config.json"))) as? [String: Any]
+        #expect(configuration?["imageSize"] as? Int == 32)
+    }
+
+    @Test func downloadFetchesIntoCache() async throws {
+        guard DatasetDownloadTests.programsAvailable("downloadFetchesIntoCache") else { return }
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let bytes = try CIFARFixtures.cifar10Archive(in: scratch.path)
+        let server = try LoopbackHTTPServer(routes: ["/c10.tar.gz": .body(bytes)])
+        defer { server.stop() }
+        let cacheHome = scratch.path + "/cache"
+        let environment = ["XDG_CACHE_HOME": cacheHome, "NPID_CIFAR10_URL": server.url("/c10.tar.gz"),
+                           "NPID_CIFAR10_MD5": CIFARFixtures.md5(bytes)]
+
+        let result = try await CLI.run(["bench", "--loader", "--dataset", "cifar10", "--download", "--batches", "2",
+                                        "-b", "4", "--workers", "0"],
+                                       in: scratch.path, environment: environment)
+
+        result.expectSuccess()
+        let cache = cacheHome + "/swift-npid"
+        #expect(result.stderrLines == [
+            "downloading CIFAR-10 from \(server.url("/c10.tar.gz")) into \(cache)",
+            "extracting \(cache)/cifar-10-binary.tar.gz (MD5 \(CIFARFixtures.md5(bytes)) verified)",
+            "CIFAR-10 binary files ready in \(cache)/cifar-10-batches-bin",
+        ])
+        #expect(result.stdout.contains(#""training_images": 10"#), "stdout: \(result.stdout)")
+        #expect(DatasetDownloadTests.listing(cache) == ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"])
+    }
+
+    @Test func corruptDownloadFailsAndCachesNothing() async throws {
+        guard DatasetDownloadTests.programsAvailable("corruptDownloadFailsAndCachesNothing") else { return }
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        var bytes = try CIFARFixtures.cifar10Archive(in: scratch.path)
+        let published = CIFARFixtures.md5(bytes)
+        bytes[100] ^= 1
+        let server = try LoopbackHTTPServer(routes: ["/c10.tar.gz": .body(bytes)])
+        defer { server.stop() }
+        let cacheHome = scratch.path + "/cache"
+        let url = server.url("/c10.tar.gz")
+        let environment = ["XDG_CACHE_HOME": cacheHome, "NPID_CIFAR10_URL": url, "NPID_CIFAR10_MD5": published]
+
+        let result = try await CLI.run(["train", "--dataset", "cifar10", "--download", "--run-dir", scratch.path + "/run",
+                                        "--epochs", "1"] + CLIRuns.smallModelFlags,
+                                       in: scratch.path, environment: environment)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stderrLines.last == "npid: error: download of \(url) has MD5 \(CIFARFixtures.md5(bytes)), not the published \(published); the file was deleted, so run again, and if it persists download the archive by hand")
+        #expect(DatasetDownloadTests.listing(cacheHome + "/swift-npid") == [])
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/run"))
+    }
+
+    @Test func cifarWithoutDataOrDownloadIsExplained() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let cacheHome = scratch.path + "/empty-cache"
+
+        let result = try await CLI.run(["bench", "--loader", "--dataset", "cifar100"], in: scratch.path,
+                                       environment: ["XDG_CACHE_HOME": cacheHome])
+
+        result.expectRejected(status: 2, message: "folder \(cacheHome)/swift-npid does not contain the CIFAR-100 binary files (missing train.bin, test.bin, fine_label_names.txt); pass --data the folder where the official binary archive was extracted, or add --download to fetch it")
+    }
+
+    // MARK: Split folders, input size and the loader benchmark
+
+    @Test func benchLoaderPrintsJSON() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--loader", "--train-dir", dataset.root + "/train",
+                                        "--test-dir", dataset.root + "/test", "--batches", "3", "-b", "5"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr == "")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["event"] as? String == "bench")
+        #expect(object["mode"] as? String == "loader")
+        #expect(object["batches"] as? Int == 3)
+        #expect(object["batch_size"] as? Int == 5)
+        #expect(object["images"] as? Int == 15)
+        #expect(object["image_size"] as? Int == 32)
+        #expect(object["workers"] as? Int == 1)
+        #expect(object["training_images"] as? Int == 24)
+        #expect(object["cached_images"] as? Int == 24)
+        let rate = try #require(object["images_per_s"] as? Double)
+        let seconds = try #require(object["seconds"] as? Double)
+        #expect(rate > 0)
+        #expect(abs(rate * seconds - 15) < 0.5)
+    }
+
+    @Test func largeImagesGetImageNetInput() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for (split, count) in [("train", 4), ("test", 2)] {
+            for className in ["a", "b"] {
+                for number in 0..<count {
+                    try Self.writePNG(scratch, "data/\(split)/\(className)/\(number).png", width: 80, height: 72,
+                                      seed: UInt64(number))
+                }
+            }
+        }
+        let runDirectory = scratch.path + "/run"
+
+        // Width 16, because narrower channels-last ResNets crash in libtorch 2.11's CPU backward pass at
+        // inputs of 64 pixels and more (PyTorch 2.11 from Python crashes the same way).
+        let result = try await CLI.run(["train", "--data", scratch.path + "/data", "--run-dir", runDirectory,
+                                        "--epochs", "1", "--width", "16", "--low-dim", "8", "-b", "4", "--nce-k", "0",
+                                        "--knn-k", "3", "--workers", "0", "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderrLines.contains("network input 224x224 pixels with the imagenet stem"), "stderr: \(result.stderr)")
+        let configuration = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: runDirectory + "/config.json"))) as? [String: Any])
+        #expect(configuration["imageSize"] as? Int == 224)
+        let model = try #require(configuration["model"] as? [String: Any])
+        #expect(model["stem"] as? String == "imagenet")
+    }
+
+    /// One invalid combination of data options and its message.
+    struct InvalidDataFlags: Sendable, CustomTestStringConvertible {
+        let flags: [String]
+        let message: String
+
+        var testDescription: String { flags.joined(separator: " ") }
+    }
+
+    static let invalidDataFlags: [InvalidDataFlags] = [
+        InvalidDataFlags(flags: ["--dataset", "imagenet"], message: "unknown --dataset 'imagenet'; choose folder, cifar10 or cifar100"),
+        InvalidDataFlags(flags: ["--data", "x", "--download"],
+                         message: "--download fetches only --dataset cifar10 or cifar100; image folders are read from --data or --train-dir and --test-dir"),
+        InvalidDataFlags(flags: ["--train-dir", "x"],
+                         message: "--train-dir needs --test-dir too; pass both split folders, or --data ROOT with train/ and test/ inside"),
+        InvalidDataFlags(flags: ["--data", "x", "--train-dir", "x", "--test-dir", "y"],
+                         message: "pass either --data ROOT or --train-dir and --test-dir, not both"),
+        InvalidDataFlags(flags: ["--dataset", "cifar10", "--test-dir", "x"],
+                         message: "--test-dir applies to image folders, not --dataset cifar10; pass the folder of the binary archive with --data"),
+        InvalidDataFlags(flags: ["--data", "x", "--on-bad-image", "ignore"], message: "unknown --on-bad-image 'ignore'; choose fail or skip"),
+        InvalidDataFlags(flags: ["--data", "x", "--cache-mb", "-1"], message: "--cache-mb must be 0 or more, got -1"),
+        InvalidDataFlags(flags: ["--data", "x", "--image-size", "4"], message: "--image-size must be at least 8 pixels, got 4"),
+        InvalidDataFlags(flags: ["--data", "x", "--stem", "vit"], message: "unknown --stem 'vit'; choose cifar or imagenet"),
+    ]
+
+    @Test(arguments: invalidDataFlags)
+    func trainRejectsInvalidDataFlags(_ invalid: InvalidDataFlags) async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let result = try await CLI.run(["train", "--run-dir", runDirectory, "--epochs", "1"] + invalid.flags,
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: invalid.message)
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func benchNeedsMode() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--data", scratch.path], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid bench needs a mode; pass --loader to measure the batch loader (npid train --bench-steps N measures training steps)")
+    }
+}

@@ -14,6 +14,7 @@ commands:
   train       train on an image folder, reporting kNN accuracy every epoch
   eval        kNN accuracy of a checkpoint on the test split
   neighbors   picture of test images next to their nearest training images
+  linear      linear-probe accuracy of a checkpoint's frozen features
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -23,6 +24,7 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "train": (TrainCommand.help, TrainCommand.run),
     "eval": (EvalCommand.help, EvalCommand.run),
     "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
+    "linear": (LinearCommand.help, LinearCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

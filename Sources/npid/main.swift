@@ -15,6 +15,8 @@ commands:
   eval        kNN accuracy of a checkpoint on the test split
   neighbors   picture of test images next to their nearest training images
   linear      linear-probe accuracy of a checkpoint's frozen features
+  embed       features of every image of a folder, saved as safetensors
+  search      training images most similar to any image files
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -25,6 +27,8 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "eval": (EvalCommand.help, EvalCommand.run),
     "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
     "linear": (LinearCommand.help, LinearCommand.run),
+    "embed": (EmbedCommand.help, EmbedCommand.run),
+    "search": (SearchCommand.help, SearchCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -49,11 +49,11 @@ import Testing
                                "--lr LR", "-b, --batch-size B", "--knn-k K", "--seed S", "--device DEV",
                                "--threads N", "--workers N", "--eval-untrained", "--bench-steps N", "-h, --help"]),
         SubcommandHelp(command: "eval", usageLine: "usage: npid eval --checkpoint FILE --data ROOT [--recompute]",
-                       flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--device DEV",
+                       flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--knn-t T", "--device DEV",
                                "-h, --help"]),
         SubcommandHelp(command: "neighbors", usageLine: "usage: npid neighbors --checkpoint FILE --data ROOT --out FILE.png",
-                       flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries N", "--neighbors N",
-                               "--recompute", "--device DEV", "-h, --help"]),
+                       flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries LIST", "--rows N",
+                               "--failures", "--seed S", "--neighbors N", "--recompute", "--device DEV", "-h, --help"]),
     ]
 
     @Test(arguments: subcommandHelps)
@@ -197,17 +197,17 @@ import Testing
         result.expectRejected(status: 2, message: "npid neighbors needs --out; run npid neighbors --help for an example")
     }
 
-    @Test func neighborsRejectsZeroQueries() async throws {
+    @Test func neighborsRejectsZeroRows() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let picture = scratch.path + "/neighbors.png"
 
         let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
-                                        "--out", picture, "--queries", "0"],
+                                        "--out", picture, "--rows", "0"],
                                        in: scratch.path)
 
-        result.expectRejected(status: 2, message: "--queries must be at least 1, got 0")
+        result.expectRejected(status: 2, message: "--rows must be at least 1, got 0")
         #expect(!FileManager.default.fileExists(atPath: picture))
     }
 

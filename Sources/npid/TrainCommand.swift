@@ -102,7 +102,15 @@ enum TrainCommand {
                                   rate, steps, configuration.batchSize, runtime.device.description, Torch.threadCount))
             return
         }
-        let result = try trainer.run { event in report(event, epochs: configuration.epochs) }
+        let reporter = RunReporter(trainer: trainer)
+        let result = try trainer.run { event in
+            report(event, epochs: configuration.epochs)
+            if case .epochFinished(let metrics) = event {
+                for error in reporter.epochFinished(metrics) {
+                    Console.log("warning: could not refresh \(reporter.reportPath) or its files: \(error)")
+                }
+            }
+        }
 
         Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (memory bank, k=%d, %d test images)",
                               result.bankAccuracy.top1, result.bankAccuracy.top5,
@@ -114,6 +122,7 @@ enum TrainCommand {
                                   untrained.top1, untrained.top5, 100 / Double(data.classNames.count)))
         }
         Console.output("checkpoint: \(result.checkpointPath)")
+        Console.output("report: \(reporter.reportPath)")
     }
 
     /// Overrides fields of `configuration` with the flags given.

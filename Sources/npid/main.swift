@@ -17,6 +17,7 @@ commands:
   linear      linear-probe accuracy of a checkpoint's frozen features
   embed       features of every image of a folder, saved as safetensors
   search      training images most similar to any image files
+  report      write a run folder's HTML report
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -29,6 +30,7 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "linear": (LinearCommand.help, LinearCommand.run),
     "embed": (EmbedCommand.help, EmbedCommand.run),
     "search": (SearchCommand.help, SearchCommand.run),
+    "report": (ReportCommand.help, ReportCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

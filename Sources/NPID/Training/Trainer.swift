@@ -58,6 +58,8 @@ public final class Trainer {
     var epochsDone = 0
     var stepsDone = 0
     let trainLabels: Tensor
+    /// The memory-bank kNN of the last finished epoch, with per-class figures and confusion matrix.
+    public private(set) var lastAccuracy: KNNAccuracy?
 
     public var checkpointPath: String { runDirectory + "/" + Checkpoint.fileName }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
@@ -155,6 +157,7 @@ public final class Trainer {
         let trainSeconds = Date().timeIntervalSince(start)
 
         let accuracy = try evaluate(recompute: false)
+        lastAccuracy = accuracy
         epochsDone += 1
         try saveCheckpoint()
         return EpochMetrics(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), lr: learningRate,

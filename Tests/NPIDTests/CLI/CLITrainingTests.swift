@@ -70,7 +70,7 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("kNN top-1 ") && $0.hasSuffix(bankLine) }, "stdout: \(run.result.stdout)")
         #expect(lines.contains { $0.hasPrefix("kNN top-1 ") && $0.hasSuffix("(recomputed training features)") },
                 "stdout: \(run.result.stdout)")
-        #expect(lines.last == "checkpoint: \(run.checkpointPath)")
+        #expect(lines.suffix(2) == ["checkpoint: \(run.checkpointPath)", "report: \(run.runDirectory)/report.html"])
         // Errors and warnings go to stderr only.
         #expect(run.result.errorLines.isEmpty)
     }

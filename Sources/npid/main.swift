@@ -18,6 +18,7 @@ commands:
   embed       features of every image of a folder, saved as safetensors
   search      training images most similar to any image files
   report      write a run folder's HTML report
+  bench       time the kNN search on a synthetic bank (--knn)
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -31,6 +32,7 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "embed": (EmbedCommand.help, EmbedCommand.run),
     "search": (SearchCommand.help, SearchCommand.run),
     "report": (ReportCommand.help, ReportCommand.run),
+    "bench": (BenchCommand.help, BenchCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -78,8 +78,8 @@ enum KNNBench {
         return number
     }
 
-    /// Unit-length random rows [count, dimension], drawn and normalised `blockRows` rows at a
-    /// time so that the temporaries stay small next to the result.
+    /// Draws unit-length random rows [count, dimension], `blockRows` rows at a time, so that the
+    /// temporaries stay small next to the result.
     static func randomUnitRows(_ count: Int, _ dimension: Int, device: Device, blockRows: Int) throws -> Tensor {
         let rows = try Tensor.zeros([count, dimension], device: device)
         var start = 0
@@ -94,6 +94,9 @@ enum KNNBench {
 }
 
 /// Memory figures of this process from /proc/self/status (Linux only).
+///
+/// NOTE: these are host memory only. With --device cuda the bank and the similarity blocks
+/// live in GPU memory, which this benchmark does not measure.
 enum ProcessMemory {
     /// Returns a field such as VmHWM (peak resident set) or VmRSS in kB, nil where
     /// /proc/self/status does not exist.

@@ -9,6 +9,7 @@ enum EvalCommand {
     ] + DataOptions.specs + [
         OptionSpec("--recompute", help: "recompute training features without augmentation instead of using the memory bank"),
         OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted vote (default: the run's, usually 200)"),
+        OptionSpec("--knn-t", value: "T", help: "temperature σ of the vote's weights exp(s/σ) (default: the run's τ)"),
         OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default: the run's)"),
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
         OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
@@ -39,15 +40,19 @@ enum EvalCommand {
         }
         let neighborCount = try options.int("--knn-k") ?? model.configuration.neighborCount
         guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
+        let temperature = try knnTemperatureOption(options) ?? model.configuration.temperature
 
         let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
                                         testLimitPerClass: testLimit)
         let recompute = options.has("--recompute")
-        let accuracy = try model.evaluate(data: data, recompute: recompute, neighborCount: neighborCount)
+        let accuracy = try model.evaluate(data: data, recompute: recompute, neighborCount: neighborCount,
+                                          temperature: temperature)
 
-        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d, %d test images, %d training images)",
+        // σ is printed only when it differs from the run's τ, so the default line stays as before.
+        let sigma = temperature == model.configuration.temperature ? "" : ", σ=\(temperature)"
+        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d%@, %d test images, %d training images)",
                               accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
-                              min(neighborCount, data.train.count), accuracy.queryCount, data.train.count))
+                              min(neighborCount, data.train.count), sigma, accuracy.queryCount, data.train.count))
         let width = data.classNames.map(\.count).max() ?? 5
         for (name, top1) in zip(data.classNames, accuracy.perClassTop1) {
             let padded = name.padding(toLength: max(width, 5), withPad: " ", startingAt: 0)
@@ -65,4 +70,11 @@ func requireFile(_ path: String, flag: String) throws {
     guard !isFolder.boolValue else {
         throw UsageError("\(flag) \(path) is a folder; pass the checkpoint.safetensors file inside it")
     }
+}
+
+/// Reads --knn-t, which must be a positive temperature; nil when not given.
+func knnTemperatureOption(_ options: ParsedOptions) throws -> Double? {
+    guard let value = try options.double("--knn-t") else { return nil }
+    guard value > 0 else { throw UsageError("--knn-t must be a positive temperature, got \(value)") }
+    return value
 }

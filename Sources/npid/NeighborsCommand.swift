@@ -8,7 +8,10 @@ enum NeighborsCommand {
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
     ] + DataOptions.specs + [
         OptionSpec("--out", value: "FILE.png", help: "where to write the picture"),
-        OptionSpec("--queries", value: "N", help: "test images to show, one row each, cycling through the classes (default 10)"),
+        OptionSpec("--queries", value: "LIST", help: "test images to show: comma-separated test indices (0-based, dataset order) or random:N (default: --rows images cycling through the classes)"),
+        OptionSpec("--rows", value: "N", help: "rows at most, for the default queries and for --failures (default 10)"),
+        OptionSpec("--failures", help: "show only queries whose neighbours mostly belong to other classes, most confused first (among all test images, or among --queries)"),
+        OptionSpec("--seed", value: "S", help: "seed of random:N (default \(TrainingConfiguration.defaults.seed))"),
         OptionSpec("--neighbors", value: "N", help: "nearest training images per query (default 10)"),
         OptionSpec("--recompute", help: "search recomputed training features instead of the memory bank"),
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
@@ -22,7 +25,9 @@ enum NeighborsCommand {
         summary: """
         Draws one row per query test image: the query (blue frame), then its nearest training
         images by cosine similarity, framed green when they share the query's class and red
-        when not. Also prints each row as text.
+        when not. Also prints each row as text. Examples:
+          npid neighbors --checkpoint run/checkpoint.safetensors --data ROOT --out nn.png --queries 3,17,42
+          npid neighbors --checkpoint run/checkpoint.safetensors --data ROOT --out fail.png --failures
         """,
         specs: specs)
 
@@ -30,18 +35,16 @@ enum NeighborsCommand {
         let options = try ParsedOptions(arguments, specs: specs, command: "neighbors")
         let checkpointPath = try options.requiredString("--checkpoint")
         let outputPath = try options.requiredString("--out")
-        let queryCount = try options.int("--queries") ?? 10
+        let rowLimit = try options.int("--rows") ?? 10
         let neighborCount = try options.int("--neighbors") ?? 10
-        guard queryCount >= 1 else { throw UsageError("--queries must be at least 1, got \(queryCount)") }
+        guard rowLimit >= 1 else { throw UsageError("--rows must be at least 1, got \(rowLimit)") }
         guard neighborCount >= 1 else { throw UsageError("--neighbors must be at least 1, got \(neighborCount)") }
         let dataRequest = try DataOptions.request(options, command: "neighbors")
+        let selection = try QuerySelection(parsing: options.string("--queries"))
+        let seed = try seedOption(options)
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
-        let outputFolder = URL(fileURLWithPath: outputPath).deletingLastPathComponent().path
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: outputFolder, isDirectory: &isFolder), isFolder.boolValue else {
-            throw UsageError("--out \(outputPath): folder \(outputFolder) does not exist; create it or write the picture elsewhere")
-        }
+        try requireOutputFolder(of: outputPath, flag: "--out")
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
@@ -49,48 +52,84 @@ enum NeighborsCommand {
         try model.checkClasses(of: data)
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 
-        let queries = queryIndices(labels: data.test.labels, classCount: data.classNames.count, count: queryCount)
+        let failuresOnly = options.has("--failures")
+        let queries = try selection.indices(testLabels: data.test.labels, classCount: data.classNames.count,
+                                            rows: failuresOnly ? nil : rowLimit, seed: seed)
         let queryStore = ImageStore(images: try queries.map { try data.test[$0] }, labels: queries.map { data.test.labels[$0] },
                                     classNames: data.classNames)
         let queryFeatures = try model.features(of: queryStore)
         let neighbors = try nearestNeighbors(queries: queryFeatures, bank: bank, count: neighborCount)
-
-        var rows: [[GridTile]] = []
-        var sameClass = 0
-        for (query, found) in zip(queries, neighbors) {
-            let label = data.test.labels[query]
-            var row = [GridTile(image: try data.test[query], border: .query)]
-            var line = "\(data.test.paths[query]) [\(data.classNames[label])]:"
-            for (index, similarity) in found {
-                let match = data.train.labels[index] == label
-                sameClass += match ? 1 : 0
-                row.append(GridTile(image: try data.train[index], border: match ? .match : .mismatch))
-                line += String(format: " %@ %.3f", data.classNames[data.train.labels[index]], similarity)
+        var rows = RetrievalExamples.rows(queries: queries, queryLabels: data.test.labels, neighbors: neighbors,
+                                          bankLabels: data.train.labels)
+        if failuresOnly {
+            rows = RetrievalExamples.failures(rows, limit: rowLimit)
+            guard !rows.isEmpty else {
+                Console.output("no query among \(queries.count) test images has most of its \(min(neighborCount, data.train.count)) neighbours in other classes; no picture written")
+                return
             }
-            rows.append(row)
+        }
+
+        for row in rows {
+            let label = data.test.labels[row.query]
+            var line = "\(data.test.paths[row.query]) [\(data.classNames[label])]:"
+            for (neighbor, neighborLabel) in zip(row.neighbors, row.neighborLabels) {
+                line += String(format: " %@ %.3f", data.classNames[neighborLabel], neighbor.similarity)
+            }
             Console.output(line)
         }
-        try PNGEncoder.write(ImageGrid(queryGap: 8).render(rows: rows), to: outputPath)
-        let shown = neighbors.reduce(0) { $0 + $1.count }
+        let picture = try RetrievalExamples.picture(rows, queryImage: { try data.test[$0.query] }, bank: data.train)
+        try PNGEncoder.write(picture, to: outputPath)
+        let sameClass = rows.reduce(0) { $0 + $1.sameClassCount }
+        let neighborTotal = rows.reduce(0) { $0 + $1.neighbors.count }
         Console.output(String(format: "%d of %d neighbours share the query's class (%.1f%%); picture: %@",
-                              sameClass, shown, 100 * Double(sameClass) / Double(max(shown, 1)), outputPath))
+                              sameClass, neighborTotal, 100 * Double(sameClass) / Double(max(neighborTotal, 1)), outputPath))
     }
 
-    /// Test indices that cycle through the classes: the first image of each class, then
-    /// the second of each, and so on.
-    static func queryIndices(labels: [Int], classCount: Int, count: Int) -> [Int] {
-        var byClass = [[Int]](repeating: [], count: classCount)
-        for (index, label) in labels.enumerated() {
-            byClass[label].append(index)
-        }
-        var result: [Int] = []
-        var round = 0
-        while result.count < count && round < (byClass.map(\.count).max() ?? 0) {
-            for members in byClass where round < members.count && result.count < count {
-                result.append(members[round])
+    /// The test images chosen as query rows by --queries.
+    enum QuerySelection: Equatable {
+        /// No --queries: images cycling through the classes.
+        case cyclingClasses
+        case indices([Int])
+        case random(count: Int)
+
+        init(parsing text: String?) throws {
+            guard let text else {
+                self = .cyclingClasses
+                return
             }
-            round += 1
+            if text.hasPrefix("random:") {
+                guard let count = Int(text.dropFirst("random:".count)), count >= 1 else {
+                    throw UsageError("--queries \(text) is invalid; random:N needs a whole number N of at least 1, such as random:20")
+                }
+                self = .random(count: count)
+                return
+            }
+            var indices: [Int] = []
+            for field in text.split(separator: ",", omittingEmptySubsequences: false) {
+                let trimmed = field.trimmingCharacters(in: .whitespaces)
+                guard let index = Int(trimmed), index >= 0 else {
+                    throw UsageError("--queries \(text) is invalid: '\(trimmed)' is not a test index; give comma-separated whole numbers from 0, such as 3,17,42, or random:N")
+                }
+                indices.append(index)
+            }
+            self = .indices(indices)
         }
-        return result
+
+        /// Returns the query indices for a test split with `testLabels`. `rows` caps the
+        /// default selection, and nil takes every test image (the candidates of --failures).
+        func indices(testLabels: [Int], classCount: Int, rows: Int?, seed: UInt64) throws -> [Int] {
+            switch self {
+            case .cyclingClasses:
+                guard let rows else { return Array(testLabels.indices) }
+                return RetrievalExamples.indicesCyclingClasses(labels: testLabels, classCount: classCount, count: rows)
+            case .indices(let indices):
+                if let outside = indices.first(where: { $0 >= testLabels.count }) {
+                    throw UsageError("--queries index \(outside) is out of range; the test split has \(testLabels.count) images, indices 0 to \(testLabels.count - 1)")
+                }
+                return indices
+            case .random(let count):
+                return RetrievalExamples.randomIndices(count: count, below: testLabels.count, seed: seed)
+            }
+        }
     }
 }

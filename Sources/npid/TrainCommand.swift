@@ -119,10 +119,16 @@ enum TrainCommand {
             return
         }
         signals?.beginTraining()
+        let reporter = RunReporter(trainer: trainer)
         let result: TrainingResult
         do {
             result = try trainer.run(shouldStop: { signals?.stopRequested ?? false }) { event in
                 report(event, epochs: configuration.epochs)
+                if case .epochFinished(let metrics) = event {
+                    for error in reporter.epochFinished(metrics) {
+                        Console.log("warning: could not refresh \(reporter.reportPath) or its files: \(error)")
+                    }
+                }
             }
         } catch let stop as TrainingInterrupted {
             let number = signals?.signalNumber ?? SIGINT
@@ -140,6 +146,7 @@ enum TrainCommand {
                                   untrained.top1, untrained.top5, 100 / Double(data.classNames.count)))
         }
         Console.output("checkpoint: \(result.checkpointPath)")
+        Console.output("report: \(reporter.reportPath)")
     }
 
     /// Sets the input size and stem from the training images, where the flags leave them open.

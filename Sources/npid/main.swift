@@ -15,7 +15,11 @@ commands:
   eval        kNN accuracy of a checkpoint on the test split
   neighbors   picture of test images next to their nearest training images
   check-data  decode every image of a folder and report classes, sizes and bad files
-  bench       measure throughput (bench --loader: the batch loader alone)
+  linear      linear-probe accuracy of a checkpoint's frozen features
+  embed       features of every image of a folder, saved as safetensors
+  search      training images most similar to any image files
+  report      write a run folder's HTML report
+  bench       measure speed: --loader (the batch loader alone) or --knn (kNN on a synthetic bank)
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.
@@ -26,6 +30,10 @@ let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
     "eval": (EvalCommand.help, EvalCommand.run),
     "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
     "check-data": (CheckDataCommand.help, CheckDataCommand.run),
+    "linear": (LinearCommand.help, LinearCommand.run),
+    "embed": (EmbedCommand.help, EmbedCommand.run),
+    "search": (SearchCommand.help, SearchCommand.run),
+    "report": (ReportCommand.help, ReportCommand.run),
     "bench": (BenchCommand.help, BenchCommand.run),
 ]
 

@@ -1,21 +1,45 @@
 import Torch
 
+/// The network output that feature extraction reads.
+public enum FeatureLayer: String, Sendable, CaseIterable {
+    /// The D-dimensional, L2-normalised feature that the memory bank and kNN use.
+    case embedding
+    /// The backbone's average-pooled output before the projection (C = 8 × width for
+    /// ResNet-18), the usual input of a linear probe.
+    case pooled
+}
+
 /// Features [N, D] of every image a loader yields, rows in dataset order, computed in
 /// evaluation mode (batch-norm running statistics) without gradients.
 ///
 /// Rows are placed by each batch's dataset indices, so the result is in dataset order
-/// whatever order the loader yields.
+/// whatever order the loader yields. With `layer: .pooled` the rows are [N, C] instead.
 public func extractFeatures(model: ResNet, loader: BatchLoader, count: Int, device: Device,
-                            channelsLast: Bool) throws -> Tensor {
-    let features = try Tensor.zeros([count, model.configuration.featureDimension], device: device)
+                            channelsLast: Bool, layer: FeatureLayer = .embedding) throws -> Tensor {
+    let width = layer == .embedding ? model.configuration.featureDimension : model.pooledDimension
+    let features = try Tensor.zeros([count, width], device: device)
     try withNoGrad {
         let batches = loader.epoch(0)
         while let batch = try batches.nextBatch() {
             let images = try batch.imageTensor(device: device, channelsLast: channelsLast)
-            let output = try model(images, training: false)
+            let output = layer == .embedding
+                ? try model(images, training: false)
+                : try model.pooledFeatures(images, training: false)
             let rows = try Tensor(batch.indices.map(Int64.init)).to(device: device)
             try features.indexCopy(dim: 0, index: rows, source: output)
         }
     }
     return features
+}
+
+/// Features of every image of `store` with the plain transform (no augmentation), rows in
+/// dataset order: [N, D], or [N, C] with `layer: .pooled`.
+public func plainFeatures(model: ResNet, store: ImageStore, imageSize: Int, runtime: RuntimeOptions,
+                          layer: FeatureLayer = .embedding) throws -> Tensor {
+    // The plain transform draws no random numbers, so the loader's seed is irrelevant.
+    let loader = BatchLoader(store: store, transform: .plain(PlainTransform(outputSize: imageSize)),
+                             batchSize: 256, shuffle: false, seed: 0, workers: runtime.workers,
+                             layout: runtime.channelsLast ? .nhwc : .nchw)
+    return try extractFeatures(model: model, loader: loader, count: store.count, device: runtime.device,
+                               channelsLast: runtime.channelsLast, layer: layer)
 }

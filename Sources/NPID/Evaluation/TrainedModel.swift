@@ -22,19 +22,29 @@ public final class TrainedModel {
     /// Checks that `data` has the classes the run trained on, so that kNN votes compare
     /// the same labels.
     public func checkClasses(of data: TrainingData) throws {
+        try checkClassNames(data.classNames)
+    }
+
+    /// Checks that `classNames` are the classes the run trained on.
+    public func checkClassNames(_ classNames: [String]) throws {
         let saved = checkpoint.classNames
-        guard saved.isEmpty || saved == data.classNames else {
-            throw UsageError("checkpoint \(checkpointPath) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(data.classNames.prefix(5).joined(separator: ", "))\(data.classNames.count > 5 ? ", ..." : "") (\(data.classNames.count)); pass the --data the run trained on")
+        guard saved.isEmpty || saved == classNames else {
+            throw UsageError("checkpoint \(checkpointPath) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); pass the --data the run trained on")
         }
     }
 
-    /// Features [N, D] of every image of `store` with the plain transform, in dataset order.
-    public func features(of store: ImageStore) throws -> Tensor {
-        let loader = BatchLoader(store: store, transform: .plain(PlainTransform(outputSize: configuration.imageSize)),
-                                 batchSize: 256, shuffle: false, seed: configuration.seed, workers: runtime.workers,
-                                 layout: runtime.channelsLast ? .nhwc : .nchw)
-        return try extractFeatures(model: network, loader: loader, count: store.count, device: runtime.device,
-                                   channelsLast: runtime.channelsLast)
+    /// Features [N, D] of every image of `store` with the plain transform, in dataset order
+    /// ([N, C] with `layer: .pooled`).
+    public func features(of store: ImageStore, layer: FeatureLayer = .embedding) throws -> Tensor {
+        try plainFeatures(model: network, store: store, imageSize: configuration.imageSize, runtime: runtime, layer: layer)
+    }
+
+    /// Features [N, D] of images of any size, in order, with the plain transform (shorter
+    /// side resized to the training image size, then centre-cropped).
+    public func features(of images: [RGBImage]) throws -> Tensor {
+        // The loader needs labels; these images have none, so all get class 0 of a single class.
+        let store = ImageStore(images: images, labels: [Int](repeating: 0, count: images.count), classNames: ["unlabelled"])
+        return try features(of: store)
     }
 
     /// Returns the reference features of the training split: the saved memory bank, or
@@ -50,13 +60,15 @@ public final class TrainedModel {
         return try checkpoint.memoryBank.tensor().to(device: runtime.device)
     }
 
-    /// Weighted kNN accuracy of `data.test` against the training features.
-    public func evaluate(data: TrainingData, recompute: Bool, neighborCount: Int) throws -> KNNAccuracy {
+    /// Weighted kNN accuracy of `data.test` against the training features, voting with
+    /// σ = `temperature`, or the training τ when nil.
+    public func evaluate(data: TrainingData, recompute: Bool, neighborCount: Int,
+                         temperature: Double? = nil) throws -> KNNAccuracy {
         try checkClasses(of: data)
         let bank = try trainingFeatures(of: data.train, recompute: recompute)
         let queries = try features(of: data.test)
         let labels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
-        let knn = WeightedKNN(neighborCount: neighborCount, temperature: configuration.temperature)
+        let knn = WeightedKNN(neighborCount: neighborCount, temperature: temperature ?? configuration.temperature)
         return try knn.evaluate(queries: queries, queryLabels: data.test.labels, bank: bank, bankLabels: labels,
                                 classCount: data.classNames.count)
     }
@@ -71,7 +83,7 @@ public final class TrainedModel {
 public func nearestNeighbors(queries: Tensor, bank: Tensor, count: Int) throws -> [[(index: Int, similarity: Float)]] {
     try withNoGrad {
         let k = min(count, bank.shape[0])
-        let (values, indices) = try queries.matmul(bank.t()).topk(k, dim: 1)
+        let (values, indices) = try SimilaritySearch().topK(queries: queries, bank: bank, k: k)
         let similarities = try values.to(device: .cpu).toArray(of: Float.self)
         let rows = try indices.to(device: .cpu).toArray(of: Int64.self)
         return (0..<queries.shape[0]).map { q in

@@ -7,6 +7,8 @@ public struct KNNAccuracy: Sendable, Equatable {
     /// Top-1 accuracy of each class's queries, in percent; nil for a class with no query.
     public var perClassTop1: [Double?]
     public var queryCount: Int
+    /// Query counts [C][C]: row = true class, column = top-1 predicted class.
+    public var confusionMatrix: [[Int]] = []
 }
 
 /// Weighted k-nearest-neighbour classification (Wu et al., CVPR 2018, section 4.1).
@@ -14,26 +16,32 @@ public struct KNNAccuracy: Sendable, Equatable {
 /// Each query's k most similar bank rows (cosine similarity, rows and queries unit
 /// length) vote for their class with weight exp(s / σ); the class with the largest
 /// sum wins. k is capped at the bank size N.
+///
+/// Memory is bounded in both directions: queries are scored `chunkSize` at a time, and each
+/// chunk walks the bank `bankChunkSize` rows at a time (see `SimilaritySearch`), so at most
+/// chunkSize × bankChunkSize similarities exist at once.
 public struct WeightedKNN: Sendable {
     public var neighborCount: Int
     /// σ in exp(s / σ); the training temperature τ by convention.
     public var temperature: Double
-    /// Queries per similarity block, which bounds memory at chunkSize × N floats.
+    /// Queries per similarity block.
     public var chunkSize: Int
+    /// Bank rows per similarity block.
+    public var bankChunkSize: Int
 
-    public init(neighborCount: Int = 200, temperature: Double, chunkSize: Int = 1024) {
+    public init(neighborCount: Int = 200, temperature: Double, chunkSize: Int = 1024, bankChunkSize: Int = 65_536) {
         self.neighborCount = neighborCount
         self.temperature = temperature
         self.chunkSize = chunkSize
+        self.bankChunkSize = bankChunkSize
     }
 
     /// Class scores [Q, C] for queries [Q, D] against a bank [N, D] whose rows have
     /// labels `bankLabels` [N] (int64, same device).
     public func classScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, classCount: Int) throws -> Tensor {
         try withNoGrad {
-            let k = min(neighborCount, bank.shape[0])
-            let similarities = try queries.matmul(bank.t())                        // [Q, N]
-            let (values, neighbors) = try similarities.topk(k, dim: 1)            // [Q, k]
+            let search = SimilaritySearch(queryBlockSize: chunkSize, bankBlockSize: bankChunkSize)
+            let (values, neighbors) = try search.topK(queries: queries, bank: bank, k: neighborCount)  // [Q, k]
             let neighborLabels = try bankLabels.indexSelect(dim: 0, index: neighbors.reshaped([-1]))
                 .reshaped(neighbors.shape)                                        // [Q, k]
             let weights = try (values / temperature).exp()
@@ -50,6 +58,7 @@ public struct WeightedKNN: Sendable {
         var top5Hits = 0
         var classHits = [Int](repeating: 0, count: classCount)
         var classTotals = [Int](repeating: 0, count: classCount)
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classCount), count: classCount)
         let ranked = min(5, classCount)
 
         var start = 0
@@ -62,6 +71,7 @@ public struct WeightedKNN: Sendable {
                 let truth = queryLabels[start + row]
                 let guesses = predictions[(row * ranked)..<((row + 1) * ranked)]
                 classTotals[truth] += 1
+                confusion[truth][Int(guesses.first!)] += 1
                 if guesses.first == Int64(truth) {
                     top1Hits += 1
                     classHits[truth] += 1
@@ -78,6 +88,6 @@ public struct WeightedKNN: Sendable {
             count > 0 ? 100 * Double(hits) / Double(count) : nil
         }
         return KNNAccuracy(top1: 100 * Double(top1Hits) / total, top5: 100 * Double(top5Hits) / total,
-                           perClassTop1: perClass, queryCount: queryLabels.count)
+                           perClassTop1: perClass, queryCount: queryLabels.count, confusionMatrix: confusion)
     }
 }

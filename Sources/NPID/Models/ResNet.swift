@@ -140,6 +140,13 @@ public final class ResNet: Layer {
 
     /// Features [B, D] of unit length for images [B, 3, H, W].
     public func callAsFunction(_ images: Tensor, training: Bool) throws -> Tensor {
+        try projection(pooledFeatures(images, training: training)).l2Normalized(dim: 1)
+    }
+
+    /// The backbone's globally average-pooled output [B, C] for images [B, 3, H, W], before
+    /// the projection to D dimensions: what a linear probe reads. C is 8 × width for
+    /// ResNet-18/34 and 32 × width for ResNet-50.
+    public func pooledFeatures(_ images: Tensor, training: Bool) throws -> Tensor {
         var x = try stemNorm(stemConv(images), training: training)
         try x.reluInPlace()
         if configuration.stem == .imagenet {
@@ -150,9 +157,11 @@ public final class ResNet: Layer {
                 x = try block(x, training: training)
             }
         }
-        let pooled = try x.adaptiveAvgPool2d(height: 1, width: 1).reshaped([x.shape[0], -1])  // [B, C]
-        return try projection(pooled).l2Normalized(dim: 1)
+        return try x.adaptiveAvgPool2d(height: 1, width: 1).reshaped([x.shape[0], -1])  // [B, C]
     }
+
+    /// Channels C of `pooledFeatures`.
+    public var pooledDimension: Int { projection.weight.shape[1] }
 
     public func appendState(prefix: String, to state: inout [StateEntry]) {
         stemConv.appendState(prefix: prefix + "conv1.", to: &state)

@@ -52,6 +52,19 @@ struct CRC32C {
         register = crc
     }
 
+    /// Returns the checksum of `bytes` in one call.
+    static func checksum<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
+        var crc = CRC32C()
+        crc.update(Array(bytes))
+        return crc.value
+    }
+
+    /// Returns TFRecord's masked checksum: rotated right by 15 bits plus 0xA282EAD8, so that
+    /// a CRC stored inside checksummed data does not weaken the outer checksum.
+    static func masked(_ crc: UInt32) -> UInt32 {
+        ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8
+    }
+
     /// Table k, at `k * 256`, maps a byte to its CRC contribution when k more zero bytes follow it.
     private static let tables: [UInt32] = {
         let reflectedPolynomial: UInt32 = 0x82F6_3B78

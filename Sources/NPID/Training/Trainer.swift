@@ -71,6 +71,8 @@ public final class Trainer {
     var savedPosition: TrainingPosition?
     let trainLabels: Tensor
     let checkpointFiles: CheckpointFiles
+    /// The memory-bank kNN of the last finished epoch, with per-class figures and confusion matrix.
+    public private(set) var lastAccuracy: KNNAccuracy?
 
     public var checkpointPath: String { checkpointFiles.latestPath }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
@@ -198,6 +200,7 @@ public final class Trainer {
         try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
 
         let accuracy = try evaluate(recompute: false)
+        lastAccuracy = accuracy
         epochsDone += 1
         partialEpoch = PartialEpoch()
         return EpochMetrics(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), lr: learningRate,

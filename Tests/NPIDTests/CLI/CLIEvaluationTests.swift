@@ -80,7 +80,7 @@ import Testing
         let neighborCount = 4
 
         let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
-                                        "--out", picture, "--queries", String(queryCount),
+                                        "--out", picture, "--rows", String(queryCount),
                                         "--neighbors", String(neighborCount), "--threads", "1"],
                                        in: scratch.path)
 
@@ -126,7 +126,7 @@ import Testing
         let picture = scratch.path + "/missing-folder/neighbors.png"
 
         let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
-                                        "--out", picture, "--queries", "2", "--neighbors", "2"],
+                                        "--out", picture, "--rows", "2", "--neighbors", "2"],
                                        in: scratch.path)
 
         // A bad --out is a usage error, found before any work and before any row is printed.

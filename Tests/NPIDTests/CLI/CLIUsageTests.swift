@@ -52,16 +52,16 @@ import Testing
                                "--train-dir DIR", "--test-dir DIR", "--download", "--on-bad-image POLICY", "--cache-mb MB",
                                "--image-size S", "--stem NAME", "-h, --help"]),
         SubcommandHelp(command: "eval", usageLine: "usage: npid eval --checkpoint FILE --data ROOT [--recompute]",
-                       flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--device DEV",
+                       flags: ["--checkpoint FILE", "--data ROOT", "--recompute", "--knn-k K", "--knn-t T", "--device DEV",
                                "-h, --help"]),
         SubcommandHelp(command: "neighbors", usageLine: "usage: npid neighbors --checkpoint FILE --data ROOT --out FILE.png",
-                       flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries N", "--neighbors N",
-                               "--recompute", "--device DEV", "-h, --help"]),
+                       flags: ["--checkpoint FILE", "--data ROOT", "--out FILE.png", "--queries LIST", "--rows N",
+                               "--failures", "--seed S", "--neighbors N", "--recompute", "--device DEV", "-h, --help"]),
         SubcommandHelp(command: "check-data", usageLine: "usage: npid check-data ROOT",
                        flags: ["--threads N", "-h, --help"]),
-        SubcommandHelp(command: "bench", usageLine: "usage: npid bench --loader --data ROOT [options]",
-                       flags: ["--loader", "--data ROOT", "--dataset NAME", "--download", "--batches N",
-                               "-b, --batch-size B", "--image-size S", "--workers N", "-h, --help"]),
+        // Each mode's options follow its line, indented further.
+        SubcommandHelp(command: "bench", usageLine: "usage: npid bench MODE [options]",
+                       flags: ["--loader", "--knn"]),
     ]
 
     @Test(arguments: subcommandHelps)
@@ -218,17 +218,17 @@ import Testing
         result.expectRejected(status: 2, message: "npid neighbors needs --out; run npid neighbors --help for an example")
     }
 
-    @Test func neighborsRejectsZeroQueries() async throws {
+    @Test func neighborsRejectsZeroRows() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let picture = scratch.path + "/neighbors.png"
 
         let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
-                                        "--out", picture, "--queries", "0"],
+                                        "--out", picture, "--rows", "0"],
                                        in: scratch.path)
 
-        result.expectRejected(status: 2, message: "--queries must be at least 1, got 0")
+        result.expectRejected(status: 2, message: "--rows must be at least 1, got 0")
         #expect(!FileManager.default.fileExists(atPath: picture))
     }
 

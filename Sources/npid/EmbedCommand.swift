@@ -1,0 +1,65 @@
+import Foundation
+import NPID
+import Torch
+
+/// `npid embed`: features of every image of a folder, saved with their paths.
+enum EmbedCommand {
+    static let specs: [OptionSpec] = [
+        OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
+        OptionSpec("--images", value: "DIR", help: "folder searched recursively for .jpg, .jpeg and .png files"),
+        OptionSpec("--out", value: "FILE", help: "safetensors file to write"),
+        OptionSpec("--layer", value: "NAME", help: "embedding (the D-dim unit feature) or pooled (backbone output) (default embedding)"),
+        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+    ]
+
+    static let help = helpText(
+        usage: "npid embed --checkpoint FILE --images DIR --out FILE.safetensors",
+        summary: """
+        Computes the feature of every image below DIR (recursively, without augmentation) and
+        writes a safetensors file: tensor "features" [N, D] float32 and, in the metadata,
+        "paths", a JSON list of the images' paths relative to DIR in the same order. In Python:
+          t = safetensors.torch.load_file(F)["features"]
+          paths = json.loads(safetensors.safe_open(F, "pt").metadata()["paths"])
+        """,
+        specs: specs)
+
+    static func run(_ arguments: [String]) throws {
+        let options = try ParsedOptions(arguments, specs: specs, command: "embed")
+        let checkpointPath = try options.requiredString("--checkpoint")
+        let imageRoot = try options.requiredString("--images")
+        let outputPath = try options.requiredString("--out")
+        var layer = FeatureLayer.embedding
+        if let name = options.string("--layer") {
+            guard let chosen = FeatureLayer(rawValue: name) else {
+                throw UsageError("unknown --layer '\(name)'; choose embedding or pooled")
+            }
+            layer = chosen
+        }
+        let runtime = try runtimeOptions(options)
+        try requireFile(checkpointPath, flag: "--checkpoint")
+        try requireOutputFolder(of: outputPath, flag: "--out")
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: imageRoot, isDirectory: &isFolder), isFolder.boolValue else {
+            throw UsageError("--images \(imageRoot) is not a folder; pass the folder that contains the images")
+        }
+
+        let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
+        let relativePaths = try ImageFileScan.relativePaths(under: imageRoot)
+        let root = imageRoot.hasSuffix("/") ? String(imageRoot.dropLast()) : imageRoot
+        let started = Date()
+        let features = try model.embed(paths: relativePaths.map { root + "/" + $0 }, layer: layer,
+                                       threads: ProcessInfo.processInfo.activeProcessorCount) { done in
+            Console.progress("embedded \(done) of \(relativePaths.count) images")
+        }
+        let dimension = features.count / relativePaths.count
+        try EmbeddingFile(features: features, dimension: dimension, paths: relativePaths, root: imageRoot,
+                          checkpoint: checkpointPath, layer: layer).write(to: outputPath)
+        Console.clearProgress()
+        Console.output(String(format: "embedded %d images (%d-d %@ features) from %@ in %.1f s: %@",
+                              relativePaths.count, dimension, layer.rawValue, imageRoot,
+                              Date().timeIntervalSince(started), outputPath))
+    }
+}

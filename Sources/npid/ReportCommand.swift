@@ -1,0 +1,84 @@
+import Foundation
+import NPID
+import Torch
+
+/// `npid report`: write a run folder's self-contained HTML report.
+enum ReportCommand {
+    static let specs: [OptionSpec] = [
+        OptionSpec("--data", value: "ROOT", help: "recompute the kNN table and retrieval pictures from the checkpoint on this image folder (default: use the ones training saved)"),
+        OptionSpec("--recompute", help: "with --data: compare with recomputed training features instead of the memory bank"),
+        OptionSpec("--knn-k", value: "K", help: "with --data: neighbours of the weighted vote (default: the run's)"),
+        OptionSpec("--knn-t", value: "T", help: "with --data: temperature σ of the vote (default: the run's τ)"),
+        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+    ]
+
+    static let help = helpText(
+        usage: "npid report RUN_DIR [--data ROOT]",
+        summary: """
+        Writes RUN_DIR/report.html, one file with no outside references: learning curves,
+        the kNN table with per-class accuracy and confusion matrix, retrieval pictures of
+        successes and failures, the epoch table and the configuration. npid train refreshes
+        it after every epoch; run this to rebuild it, or with --data to evaluate again.
+        """,
+        specs: specs)
+
+    static func run(_ arguments: [String]) throws {
+        let options = try ParsedOptions(arguments, specs: specs, command: "report", allowsPositional: true)
+        guard options.positional.count == 1 else {
+            throw UsageError("npid report takes one RUN_DIR, got \(options.positional.count); run npid report --help for an example")
+        }
+        let runDirectory = options.positional[0]
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isFolder), isFolder.boolValue else {
+            throw UsageError("run folder \(runDirectory) does not exist; pass the --run-dir of an npid train run")
+        }
+        let runFiles = [RunFiles.configuration, RunFiles.metrics, Checkpoint.fileName]
+        guard runFiles.contains(where: { FileManager.default.fileExists(atPath: runDirectory + "/" + $0) }) else {
+            throw UsageError("\(runDirectory) contains none of \(runFiles.joined(separator: ", ")); pass the --run-dir of an npid train run")
+        }
+        for flag in ["--recompute", "--knn-k", "--knn-t"] where options.has(flag) && !options.has("--data") {
+            throw UsageError("\(flag) needs --data ROOT, because only a new evaluation uses it")
+        }
+
+        if let dataRoot = options.string("--data") {
+            try evaluate(runDirectory: runDirectory, dataRoot: dataRoot, options: options)
+        }
+        let path = runDirectory + "/" + RunFiles.report
+        try RunReport.load(runDirectory: runDirectory).write(to: path)
+        Console.output("report: \(path)")
+    }
+
+    /// Evaluates the run's checkpoint on `dataRoot` and saves the kNN table and retrieval pictures.
+    static func evaluate(runDirectory: String, dataRoot: String, options: ParsedOptions) throws {
+        let checkpointPath = runDirectory + "/" + Checkpoint.fileName
+        guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            throw UsageError("--data needs \(checkpointPath) to evaluate, and it does not exist; drop --data to rebuild the report from the saved files")
+        }
+        let runtime = try runtimeOptions(options)
+        let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
+        let neighborCount = try options.int("--knn-k") ?? model.configuration.neighborCount
+        guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
+        let temperature = try knnTemperatureOption(options) ?? model.configuration.temperature
+
+        let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
+                                         testLimitPerClass: model.configuration.testLimitPerClass,
+                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        try model.checkClasses(of: data)
+        let recompute = options.has("--recompute")
+        let bank = try model.trainingFeatures(of: data.train, recompute: recompute)
+        let labels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
+        let knn = WeightedKNN(neighborCount: neighborCount, temperature: temperature)
+        let accuracy = try knn.evaluate(queries: model.features(of: data.test), queryLabels: data.test.labels,
+                                        bank: bank, bankLabels: labels, classCount: data.classNames.count)
+        try ReportSnapshot().write(accuracy: accuracy, epoch: model.checkpoint.epochsDone,
+                                   features: recompute ? "recomputed features" : "memory bank",
+                                   neighborCount: neighborCount, temperature: temperature, data: data, bank: bank,
+                                   queryFeatures: { try model.features(of: $0) }, runDirectory: runDirectory)
+        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d, %d test images)",
+                              accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
+                              min(neighborCount, data.train.count), accuracy.queryCount))
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import NPID
+import Torch
+
+/// `npid search`: the training images most similar to any query image files.
+enum SearchCommand {
+    static let specs: [OptionSpec] = [
+        OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
+        OptionSpec("--data", value: "ROOT", help: "image folder whose train/ split is searched (the one the run trained on)"),
+        OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
+        OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
+        OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
+        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
+        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
+        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
+        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+    ]
+
+    static let help = helpText(
+        usage: "npid search --checkpoint FILE --data ROOT QUERY_IMAGE... [--top N] [--out FILE.png]",
+        summary: """
+        For each query image (any JPEG or PNG file, of any size), prints the N most similar
+        training images by cosine similarity of their features: rank, similarity, class and
+        path, then how many matches each class has. Example:
+          npid search --checkpoint runs/c10/checkpoint.safetensors --data cifar10-jpeg photo.jpg
+        """,
+        specs: specs)
+
+    static func run(_ arguments: [String]) throws {
+        let options = try ParsedOptions(arguments, specs: specs, command: "search", allowsPositional: true)
+        let checkpointPath = try options.requiredString("--checkpoint")
+        let dataRoot = try options.requiredString("--data")
+        let queryPaths = options.positional
+        guard !queryPaths.isEmpty else {
+            throw UsageError("npid search needs at least one QUERY_IMAGE file after the options; run npid search --help for an example")
+        }
+        let top = try options.int("--top") ?? 10
+        guard top >= 1 else { throw UsageError("--top must be at least 1, got \(top)") }
+        let outputPath = options.string("--out")
+        let runtime = try runtimeOptions(options)
+        try requireFile(checkpointPath, flag: "--checkpoint")
+        if let outputPath {
+            try requireOutputFolder(of: outputPath, flag: "--out")
+        }
+        for path in queryPaths {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
+                throw UsageError("query image \(path) does not exist or is a folder; pass image files after the options")
+            }
+        }
+
+        let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
+        let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
+        try model.checkClassNames(folder.classNames)
+        let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
+        let bank = try model.trainingFeatures(of: train, recompute: options.has("--recompute"))
+        let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
+        let neighbors = try nearestNeighbors(queries: model.features(of: queries), bank: bank, count: top)
+        let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
+                                          bankLabels: train.labels)
+
+        for (path, row) in zip(queryPaths, rows) {
+            Console.output(path)
+            for (rank, (neighbor, label)) in zip(row.neighbors, row.neighborLabels).enumerated() {
+                Console.output(String(format: "%4d  %.4f  %@  %@", rank + 1, neighbor.similarity,
+                                      train.classNames[label], train.paths[neighbor.index]))
+            }
+            Console.output("  classes: " + classCounts(row.neighborLabels, names: train.classNames))
+        }
+        if let outputPath {
+            try PNGEncoder.write(RetrievalExamples.picture(rows, queryImage: { queries[$0.query] }, bank: train),
+                                 to: outputPath)
+            Console.output("picture: \(outputPath)")
+        }
+    }
+
+    /// Formats how many neighbours each class has, most first: "airplane 7, ship 2, bird 1".
+    static func classCounts(_ labels: [Int], names: [String]) -> String {
+        var counts: [Int: Int] = [:]
+        for label in labels {
+            counts[label, default: 0] += 1
+        }
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\(names[$0.key]) \($0.value)" }
+            .joined(separator: ", ")
+    }
+}

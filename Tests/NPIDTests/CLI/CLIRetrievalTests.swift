@@ -1,0 +1,289 @@
+import Foundation
+import Testing
+@testable import NPID
+
+/// `npid neighbors` query selection, `npid search`, `npid embed`, `npid linear`, `npid eval
+/// --knn-t` and `npid bench --knn` on the shared tiny run.
+@Suite struct CLIRetrievalTests {
+    static func testPaths(_ run: CLITrainedRun) throws -> [String] {
+        try ImageFolder(split: run.dataset.root + "/test").paths
+    }
+
+    /// Splits a neighbors line `PATH [class]: c1 s1 c2 s2 ...` into its parts.
+    static func parseNeighborsLine(_ line: String) -> (path: String, label: String, neighbors: [(label: String, similarity: Double)])? {
+        guard let open = line.range(of: " ["), let close = line.range(of: "]: ") else { return nil }
+        let fields = line[close.upperBound...].split(separator: " ").map(String.init)
+        guard fields.count % 2 == 0 else { return nil }
+        let neighbors = stride(from: 0, to: fields.count, by: 2).map { (label: fields[$0], similarity: Double(fields[$0 + 1]) ?? .nan) }
+        return (String(line[..<open.lowerBound]), String(line[open.upperBound..<close.lowerBound]), neighbors)
+    }
+
+    // MARK: neighbors
+
+    @Test func neighborsShowsListedQueries() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", scratch.path + "/nn.png", "--queries", "7,0,11", "--neighbors", "3",
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let paths = try Self.testPaths(run)
+        let rows = result.stdoutLines.dropLast().map(Self.parseNeighborsLine)
+        #expect(rows.map { $0?.path } == [paths[7], paths[0], paths[11]])
+        #expect(rows.allSatisfy { $0?.neighbors.count == 3 })
+    }
+
+    @Test func neighborsRandomQueriesFollowSeed() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", scratch.path + "/nn.png", "--queries", "random:4", "--seed", "9",
+                                        "--neighbors", "2", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let paths = try Self.testPaths(run)
+        let expected = RetrievalExamples.randomIndices(count: 4, below: paths.count, seed: 9).map { paths[$0] }
+        #expect(result.stdoutLines.dropLast().map { Self.parseNeighborsLine($0)?.path } == expected)
+    }
+
+    @Test func neighborsFailuresAreMostlyOtherClasses() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let picture = scratch.path + "/failures.png"
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", picture, "--failures", "--neighbors", "3", "--rows", "20",
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        if lines == ["no query among \(run.dataset.testCount) test images has most of its 3 neighbours in other classes; no picture written"] {
+            #expect(!FileManager.default.fileExists(atPath: picture))
+            return
+        }
+        let rows = lines.dropLast().compactMap(Self.parseNeighborsLine)
+        #expect(rows.count == lines.count - 1, "stdout: \(result.stdout)")
+        let otherCounts = rows.map { row in row.neighbors.filter { $0.label != row.label }.count }
+        #expect(otherCounts.allSatisfy { $0 >= 2 }, "other-class neighbours per row: \(otherCounts)")
+        #expect(otherCounts == otherCounts.sorted(by: >))
+        #expect(FileManager.default.fileExists(atPath: picture))
+    }
+
+    @Test(arguments: [
+        ("12", "--queries index 12 is out of range; the test split has 12 images, indices 0 to 11"),
+        ("random:0", "--queries random:0 is invalid; random:N needs a whole number N of at least 1, such as random:20"),
+        ("3,x", "--queries 3,x is invalid: 'x' is not a test index; give comma-separated whole numbers from 0, such as 3,17,42, or random:N"),
+    ])
+    func neighborsRejectsBadQueries(queries: String, message: String) async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", scratch.path + "/nn.png", "--queries", queries, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: message)
+    }
+
+    // MARK: search and embed
+
+    @Test func searchAgreesWithNeighbors() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[5]
+
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        query, "--top", "4", "--threads", "1"], in: scratch.path)
+        let neighbors = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                           "--out", scratch.path + "/nn.png", "--queries", "5", "--neighbors", "4",
+                                           "--threads", "1"], in: scratch.path)
+
+        search.expectSuccess()
+        neighbors.expectSuccess()
+        let lines = search.stdoutLines
+        try #require(lines.count == 6, "stdout: \(search.stdout)")
+        #expect(lines[0] == query)
+        let expected = try #require(neighbors.stdoutLines.first.flatMap(Self.parseNeighborsLine))
+        var classes: [String] = []
+        for (rank, (line, neighbor)) in zip(lines[1...4], expected.neighbors).enumerated() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            try #require(fields.count == 4, "line: \(line)")
+            #expect(fields[0] == String(rank + 1))
+            #expect(abs((Double(fields[1]) ?? .nan) - neighbor.similarity) <= 0.0006, "line: \(line)")
+            #expect(fields[2] == neighbor.label)
+            #expect(fields[3].hasPrefix("\(run.dataset.root)/train/\(neighbor.label)/"), "line: \(line)")
+            classes.append(fields[2])
+        }
+        let counts = Dictionary(classes.map { ($0, 1) }, uniquingKeysWith: +)
+        let expectedSummary = counts.sorted { $0.value != $1.value ? $0.value > $1.value : run.dataset.classNames.firstIndex(of: $0.key)! < run.dataset.classNames.firstIndex(of: $1.key)! }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        #expect(lines[5] == "  classes: " + expectedSummary)
+    }
+
+    @Test func searchDrawsPicture() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let paths = try Self.testPaths(run)
+        let picture = scratch.path + "/search.png"
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        paths[0], paths[9], "--top", "3", "--out", picture, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stdoutLines.last == "picture: \(picture)")
+        let image = try ImageDecoder.decode(contentsOf: picture)
+        let size = ImageGrid(queryGap: 8).canvasSize(rowCount: 2, columnCount: 4)
+        #expect(image.width == size.width)
+        #expect(image.height == size.height)
+    }
+
+    @Test func searchRejectsMissingQuery() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let missing = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                         scratch.path + "/absent.jpg"], in: scratch.path)
+        let none = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root],
+                                     in: scratch.path)
+
+        missing.expectRejected(status: 2, message: "query image \(scratch.path)/absent.jpg does not exist or is a folder; pass image files after the options")
+        none.expectRejected(status: 2, message: "npid search needs at least one QUERY_IMAGE file after the options; run npid search --help for an example")
+    }
+
+    @Test func embedMatchesRecomputedSearch() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[2]
+
+        let embedTrain = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/train",
+                                            "--out", scratch.path + "/train.safetensors", "--threads", "1"], in: scratch.path)
+        let embedTest = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
+                                           "--out", scratch.path + "/test.safetensors", "--threads", "1"], in: scratch.path)
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        query, "--top", "3", "--recompute", "--threads", "1"], in: scratch.path)
+
+        embedTrain.expectSuccess()
+        embedTest.expectSuccess()
+        search.expectSuccess()
+        let train = try EmbeddingFile.read(contentsOf: scratch.path + "/train.safetensors")
+        let test = try EmbeddingFile.read(contentsOf: scratch.path + "/test.safetensors")
+        let expectedTrainPaths = try ImageFolder(split: run.dataset.root + "/train").paths
+            .map { String($0.dropFirst(run.dataset.root.count + "/train/".count)) }
+        #expect(train.paths == expectedTrainPaths)
+        #expect(test.paths.count == run.dataset.testCount)
+        #expect(train.dimension == 16)
+        #expect(embedTest.stdoutLines.first?.hasPrefix("embedded \(run.dataset.testCount) images (16-d embedding features) from \(run.dataset.root)/test in ") == true)
+
+        // The embedded query against every embedded training image ranks them as search --recompute does.
+        let queryRow = try #require(test.paths.firstIndex(of: String(query.dropFirst(run.dataset.root.count + "/test/".count))))
+        let queryFeature = Array(test.features[(queryRow * 16)..<((queryRow + 1) * 16)])
+        #expect(abs(queryFeature.reduce(0) { $0 + Double($1 * $1) } - 1) < 1e-5)
+        let similarities = (0..<train.paths.count).map { row in
+            zip(queryFeature, train.features[(row * 16)..<((row + 1) * 16)]).reduce(0) { $0 + Double($1.0 * $1.1) }
+        }
+        let best = similarities.indices.sorted { similarities[$0] > similarities[$1] }.prefix(3)
+        for (line, row) in zip(search.stdoutLines[1...3], best) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            #expect(fields.last == run.dataset.root + "/train/" + train.paths[row], "line: \(line)")
+            #expect(abs((Double(fields[1]) ?? .nan) - similarities[row]) <= 0.0006, "line: \(line)")
+        }
+    }
+
+    // MARK: linear, eval and bench
+
+    @Test func linearReportsConsistentAccuracy() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["linear", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--epochs", "3", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        try #require(lines.count == 1 + run.dataset.classNames.count, "stdout: \(result.stdout)")
+        #expect(lines[0].hasPrefix("linear top-1 "))
+        #expect(lines[0].contains("(pooled features, 3 epochs, \(run.dataset.testCount) test images; training top-1 "))
+        // Every class has the same number of test images, so top-1 is the mean of the per-class figures.
+        let top1 = Double(lines[0].dropFirst("linear top-1 ".count).prefix { $0 != "%" }) ?? .nan
+        let perClass = lines.dropFirst().map { Double($0.split(separator: " ").last?.dropLast() ?? "") ?? .nan }
+        #expect(abs(perClass.reduce(0, +) / Double(perClass.count) - top1) < 0.01, "stdout: \(result.stdout)")
+        #expect(result.stderrLines.contains { $0.hasPrefix("pooled features (64-d) of \(run.dataset.trainCount) training and \(run.dataset.testCount) test images") })
+    }
+
+    @Test func linearRejectsUnknownLayer() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["linear", "--checkpoint", "x", "--data", "y", "--layer", "conv5"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "unknown --layer 'conv5'; choose pooled or embedding")
+    }
+
+    @Test func evalUsesKnnTemperature() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let base = ["eval", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, "--threads", "1"]
+
+        let custom = try await CLI.run(base + ["--knn-t", "0.5"], in: scratch.path)
+        let same = try await CLI.run(base + ["--knn-t", "0.07"], in: scratch.path)
+        let zero = try await CLI.run(base + ["--knn-t", "0"], in: scratch.path)
+
+        custom.expectSuccess()
+        #expect(custom.stdoutLines.first?.hasSuffix("(memory bank, k=5, σ=0.5, \(run.dataset.testCount) test images, \(run.dataset.trainCount) training images)") == true,
+                "stdout: \(custom.stdout)")
+        same.expectSuccess()
+        let trainingLine = run.result.stdoutLines.first { $0.contains("(memory bank,") }
+        #expect(CLIReportTests.figures(same.stdoutLines.first) == CLIReportTests.figures(trainingLine))
+        zero.expectRejected(status: 2, message: "--knn-t must be a positive temperature, got 0.0")
+    }
+
+    @Test func benchKNNPrintsFigures() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--knn", "--bank", "3000", "--queries", "100", "--dim", "8",
+                                        "--classes", "5", "--knn-k", "7", "--bank-chunk", "500", "--query-chunk", "30",
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["event"] as? String == "bench")
+        #expect(object["mode"] as? String == "knn")
+        #expect(object["bank"] as? Int == 3000)
+        #expect(object["queries"] as? Int == 100)
+        #expect(object["k"] as? Int == 7)
+        #expect(object["bank_chunk"] as? Int == 500)
+        // 30 × 500 floats and 3000 × 8 floats, in MiB with one decimal.
+        #expect(object["similarity_block_mb"] as? Double == 0.1)
+        #expect(object["bank_mb"] as? Double == 0.1)
+        let peak = try #require(object["peak_rss_mb"] as? Double)
+        let before = try #require(object["rss_before_knn_mb"] as? Double)
+        #expect(peak >= before)
+        #expect((object["seconds"] as? Double).map { $0 > 0 } == true)
+    }
+
+    @Test func benchNeedsOneMode() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let none = try await CLI.run(["bench", "--bank", "10"], in: scratch.path)
+        let zero = try await CLI.run(["bench", "--knn", "--bank", "0"], in: scratch.path)
+
+        none.expectRejected(status: 2, message: "npid bench needs exactly one mode, one of --loader, --knn; run npid bench --help for the options")
+        zero.expectRejected(status: 2, message: "--bank must be at least 1, got 0")
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import NPID
+
+/// The recursive image scan behind `npid embed` and the embeddings file it writes.
+@Suite struct EmbeddingFileTests {
+    @Test func scanFindsImagesRecursively() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let root = folder.path
+        let manager = FileManager.default
+        for path in ["b.png", "a/x.JPG", "a/c/z.jpeg", "a/.hidden.jpg", ".cache/y.jpg", "notes.txt", "a/c/readme.md"] {
+            try manager.createDirectory(atPath: (root + "/" + path as NSString).deletingLastPathComponent,
+                                        withIntermediateDirectories: true)
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: root + "/" + path))
+        }
+        // A link to a file counts; a link back to a folder above is not followed.
+        try manager.createSymbolicLink(atPath: root + "/a/linked.png", withDestinationPath: root + "/b.png")
+        try manager.createSymbolicLink(atPath: root + "/a/c/loop", withDestinationPath: root)
+
+        let paths = try ImageFileScan.relativePaths(under: root + "/")
+
+        #expect(paths == ["a/c/z.jpeg", "a/linked.png", "a/x.JPG", "b.png"])
+    }
+
+    @Test func scanRejectsMissingOrEmptyFolder() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        try Data([1]).write(to: folder.appendingPathComponent("notes.txt"))
+
+        #expect(throws: DataError.missingFolder(path: folder.path + "/absent")) {
+            try ImageFileScan.relativePaths(under: folder.path + "/absent")
+        }
+        #expect(throws: DataError.noImages(path: folder.path)) {
+            try ImageFileScan.relativePaths(under: folder.path)
+        }
+    }
+
+    @Test func fileRoundTripsWithPathsInMetadata() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent("embeddings.safetensors").path
+        let paths = ["cat/0001.jpg", "dog/ä b.png"]
+        let features: [Float] = [0.6, 0.8, 0, 1, 0, 0]
+        let file = EmbeddingFile(features: features, dimension: 3, paths: paths, root: "/data/pets",
+                                 checkpoint: "runs/a/checkpoint.safetensors", layer: .embedding)
+
+        try file.write(to: path)
+        let header = try Safetensors.readHeader(contentsOf: path)
+        let restored = try EmbeddingFile.read(contentsOf: path)
+
+        #expect(header.metadata["format"] == "swift-npid-embeddings-1")
+        #expect(header.metadata["paths"] == #"["cat/0001.jpg","dog/ä b.png"]"#)
+        #expect(header.metadata["root"] == "/data/pets")
+        #expect(header.metadata["layer"] == "embedding")
+        #expect(header.tensors.map(\.name) == ["features"])
+        #expect(header.tensors.first?.shape == [2, 3])
+        #expect(restored.paths == paths)
+        #expect(restored.features == features)
+        #expect(restored.dimension == 3)
+        #expect(restored.checkpoint == "runs/a/checkpoint.safetensors")
+    }
+
+    @Test func readRejectsOtherSafetensors() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent("other.safetensors").path
+        try Safetensors.write([SafetensorsTensor(name: "features", shape: [1, 1], values: [Float(1)])], to: path)
+
+        #expect(throws: SafetensorsError.self) { try EmbeddingFile.read(contentsOf: path) }
+        do {
+            _ = try EmbeddingFile.read(contentsOf: path)
+        } catch {
+            #expect("\(error)" == "\(path) is not an npid embeddings file (metadata format is missing, expected swift-npid-embeddings-1); write it again with npid embed")
+        }
+    }
+}

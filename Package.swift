@@ -23,7 +23,7 @@ let package = Package(
                 ]),
             ],
             linkerSettings: [
-                // CPU only: libtorch_cuda.so is opened with dlopen when --device cuda asks for it.
+                // CPU only: libtorch_cuda.so is opened with dlopen when --device cuda requests it.
                 .unsafeFlags([
                     "-L", libtorch + "/lib",
                     "-Xlinker", "-rpath", "-Xlinker", libtorch + "/lib",

@@ -1,6 +1,6 @@
 import CTorch
 
-/// Where a tensor's storage lives.
+/// The device that holds a tensor's storage.
 public enum Device: Equatable, Hashable, Sendable, CustomStringConvertible {
     case cpu
     case cuda(Int)

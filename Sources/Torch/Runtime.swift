@@ -28,7 +28,7 @@ public enum Torch {
         try check(ct_set_num_threads(Int32(n)))
     }
 
-    /// The default CPU generator's state, as a uint8 tensor, for checkpoints.
+    /// Returns the default CPU generator's state as a uint8 tensor, for checkpoints.
     public static func cpuRandomState() throws -> Tensor {
         try Tensor.make { ct_cpu_rng_state($0) }
     }
@@ -40,8 +40,8 @@ public enum Torch {
     /// Loads libtorch's CUDA backend and checks that a GPU is there.
     ///
     /// The backend lives in libtorch_cuda.so beside libtorch_cpu.so; it is opened at run
-    /// time so that CPU-only machines need none of the CUDA libraries. libtorch caches its
-    /// answer to the first CUDA query, so this must run before anything else asks.
+    /// time so that CPU-only machines need none of the CUDA libraries. libtorch caches the
+    /// result of the first CUDA query, so this must run before any other CUDA query.
     public static func loadCUDA() throws {
         try cudaLoader.load()
     }

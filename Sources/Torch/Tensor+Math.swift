@@ -90,7 +90,7 @@ extension Tensor {
         return try Tensor.make { ct_mean_dim(handle, axes, Int32(axes.count), keepDim ? 1 : 0, $0) }
     }
 
-    /// The p-norm over `dims`.
+    /// Returns the p-norm over `dims`.
     public func norm(_ p: Double = 2, dims: [Int], keepDim: Bool = false) throws -> Tensor {
         let axes = dims.map(Int64.init)
         return try Tensor.make { ct_linalg_vector_norm(handle, p, axes, Int32(axes.count), keepDim ? 1 : 0, $0) }
@@ -115,7 +115,7 @@ extension Tensor {
         return try Tensor.make { ct_reshape(handle, dims, Int32(dims.count), $0) }
     }
 
-    /// A view with the dimensions reordered: result dimension i is input dimension `dims[i]`.
+    /// Returns a view with the dimensions reordered: result dimension i is input dimension `dims[i]`.
     public func permuted(_ dims: [Int]) throws -> Tensor {
         let order = dims.map(Int64.init)
         return try Tensor.make { ct_permute(handle, order, Int32(order.count), $0) }
@@ -125,7 +125,7 @@ extension Tensor {
         try Tensor.make { ct_transpose(handle, Int64(dim0), Int64(dim1), $0) }
     }
 
-    /// The transpose of a matrix.
+    /// Returns the transpose of a matrix.
     public func t() throws -> Tensor { try transposed(0, 1) }
 
     public func unsqueezed(_ dim: Int) throws -> Tensor {
@@ -136,12 +136,12 @@ extension Tensor {
         try Tensor.make { ct_squeeze_dim(handle, Int64(dim), $0) }
     }
 
-    /// A view of `length` entries along `dim`, starting at `start`.
+    /// Returns a view of `length` entries along `dim`, starting at `start`.
     public func narrowed(dim: Int, start: Int, length: Int) throws -> Tensor {
         try Tensor.make { ct_narrow(handle, Int64(dim), Int64(start), Int64(length), $0) }
     }
 
-    /// The slice at `index` along `dim`, with that dimension removed.
+    /// Returns the slice at `index` along `dim`, with that dimension removed.
     public func selected(dim: Int, index: Int) throws -> Tensor {
         try Tensor.make { ct_select(handle, Int64(dim), Int64(index), $0) }
     }
@@ -168,12 +168,12 @@ extension Tensor {
         try Tensor.make { ct_gather(handle, Int64(dim), index.handle, $0) }
     }
 
-    /// A copy of `self` with `source` summed into the positions named by `index`.
+    /// Returns a copy of `self` with `source` summed into the positions named by `index`.
     public func scatterAdd(dim: Int, index: Tensor, source: Tensor) throws -> Tensor {
         try Tensor.make { ct_scatter_add(handle, Int64(dim), index.handle, source.handle, $0) }
     }
 
-    /// The `k` largest (or smallest) entries along `dim`, sorted, with their indices.
+    /// Returns the `k` largest (or smallest) entries along `dim`, sorted, with their indices.
     public func topk(_ k: Int, dim: Int = -1, largest: Bool = true) throws -> (values: Tensor, indices: Tensor) {
         var values: OpaquePointer?
         var indices: OpaquePointer?
@@ -192,7 +192,7 @@ extension Tensor {
         try Tensor.make { ct_bmm(handle, other.handle, $0) }
     }
 
-    /// Each row divided by its L2 norm (floored at `epsilon`, as torch.nn.functional.normalize).
+    /// Divides each row by its L2 norm (floored at `epsilon`, as torch.nn.functional.normalize).
     public func l2Normalized(dim: Int = 1, epsilon: Double = 1e-12) throws -> Tensor {
         let norms = try norm(2, dims: [dim], keepDim: true).clamp(min: epsilon)
         return try self / norms

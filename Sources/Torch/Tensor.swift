@@ -42,7 +42,7 @@ public final class Tensor: @unchecked Sendable {
         try self.init(values, shape: [values.count])
     }
 
-    /// A CPU tensor whose elements are the raw little-endian `bytes` of `dtype` values.
+    /// Creates a CPU tensor whose elements are the raw little-endian `bytes` of `dtype` values.
     public convenience init(bytes: UnsafeRawBufferPointer, dtype: DType, shape: [Int]) throws {
         let count = shape.reduce(1, *)
         guard count * dtype.byteSize == bytes.count else {
@@ -100,7 +100,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     // MARK: properties
-    // A live handle always answers these queries, so a failure is a broken invariant.
+    // These queries cannot fail on a live handle, so a failure is a broken invariant.
 
     public var shape: [Int] {
         var rank: Int32 = 0
@@ -139,7 +139,7 @@ public final class Tensor: @unchecked Sendable {
 
     // MARK: data out
 
-    /// The elements in row-major order, copied to the host. `T` must match `dtype`.
+    /// Copies the elements to the host in row-major order. `T` must match `dtype`.
     public func toArray<T: TensorElement>(of type: T.Type = T.self) throws -> [T] {
         guard dtype == T.dtype else {
             throw TorchError("tensor has dtype \(dtype), not \(T.dtype)")
@@ -151,7 +151,7 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
-    /// The raw little-endian bytes of the elements in row-major order.
+    /// Copies the raw little-endian bytes of the elements to the host, in row-major order.
     public func rawBytes() throws -> [UInt8] {
         var result = [UInt8](repeating: 0, count: count * dtype.byteSize)
         try result.withUnsafeMutableBytes { raw in
@@ -160,7 +160,7 @@ public final class Tensor: @unchecked Sendable {
         return result
     }
 
-    /// The value of a one-element tensor.
+    /// Returns the value of a one-element tensor.
     public func item() throws -> Double {
         var value = 0.0
         try check(ct_item(handle, &value))
@@ -191,7 +191,7 @@ public final class Tensor: @unchecked Sendable {
         try Tensor.make { ct_clone(handle, $0) }
     }
 
-    /// The same storage, cut from the autograd graph.
+    /// Returns a tensor sharing this storage, cut from the autograd graph.
     public func detached() throws -> Tensor {
         try Tensor.make { ct_detach(handle, $0) }
     }

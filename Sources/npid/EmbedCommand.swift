@@ -9,11 +9,7 @@ enum EmbedCommand {
         OptionSpec("--images", value: "DIR", help: "folder searched recursively for .jpg, .jpeg and .png files"),
         OptionSpec("--out", value: "FILE", help: "safetensors file to write"),
         OptionSpec("--layer", value: "NAME", help: "embedding (the D-dim unit feature) or pooled (backbone output) (default embedding)"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid embed --checkpoint FILE --images DIR --out FILE.safetensors",

@@ -11,11 +11,7 @@ enum EvalCommand {
         OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted vote (default: the run's, usually 200)"),
         OptionSpec("--knn-t", value: "T", help: "temperature σ of the vote's weights exp(s/σ) (default: the run's τ)"),
         OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default: the run's)"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid eval --checkpoint FILE --data ROOT [--recompute]",

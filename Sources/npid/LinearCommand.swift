@@ -18,11 +18,7 @@ enum LinearCommand {
         OptionSpec("--limit-per-class", value: "N", help: "training images per class (default: the run's)"),
         OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default: the run's)"),
         OptionSpec("--seed", value: "S", help: "seed of the shuffle (default \(defaults.seed))"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid linear --checkpoint FILE --data ROOT [options]",

@@ -14,11 +14,7 @@ enum NeighborsCommand {
         OptionSpec("--seed", value: "S", help: "seed of random:N (default \(TrainingConfiguration.defaults.seed))"),
         OptionSpec("--neighbors", value: "N", help: "nearest training images per query (default 10)"),
         OptionSpec("--recompute", help: "search recomputed training features instead of the memory bank"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid neighbors --checkpoint FILE --data ROOT --out FILE.png",

@@ -9,11 +9,7 @@ enum ReportCommand {
         OptionSpec("--recompute", help: "with --data: compare with recomputed training features instead of the memory bank"),
         OptionSpec("--knn-k", value: "K", help: "with --data: neighbours of the weighted vote (default: the run's)"),
         OptionSpec("--knn-t", value: "T", help: "with --data: temperature σ of the vote (default: the run's τ)"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid report RUN_DIR [--data ROOT]",

@@ -10,11 +10,7 @@ enum SearchCommand {
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
-        OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
-        OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core)"),
-        OptionSpec("--workers", value: "N", help: "loader threads (default 1)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let help = helpText(
         usage: "npid search --checkpoint FILE --data ROOT QUERY_IMAGE... [--top N] [--out FILE.png]",

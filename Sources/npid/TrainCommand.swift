@@ -301,6 +301,14 @@ enum TrainCommand {
     }
 }
 
+/// The options that `runtimeOptions(_:)` reads, for the subcommands that run a trained network.
+let networkRuntimeSpecs: [OptionSpec] = [
+    OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
+    OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
+    OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
+    OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+]
+
 /// Device, threads and workers shared by the subcommands that run a network.
 func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
     var runtime = RuntimeOptions()

@@ -12,7 +12,7 @@ public struct RGBImage: Sendable, Equatable {
         self.pixels = pixels
     }
 
-    /// A black image of the given size.
+    /// Creates a black image of the given size.
     public init(width: Int, height: Int) {
         self.init(width: width, height: height, pixels: [UInt8](repeating: 0, count: width * height * 3))
     }

@@ -1,6 +1,6 @@
 import Torch
 
-/// Which instance-discrimination loss a run trains with.
+/// The instance-discrimination loss a run trains with.
 public enum LossKind: Sendable, Equatable {
     /// NCE against K noise rows drawn uniformly from the bank.
     case nce(negatives: Int)

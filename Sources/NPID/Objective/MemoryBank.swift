@@ -24,7 +24,7 @@ public final class MemoryBank {
         self.momentum = momentum
     }
 
-    /// A bank holding `features` [N, D] as they are (from a checkpoint).
+    /// Creates a bank that uses `features` [N, D] as they are (from a checkpoint).
     public init(features: Tensor, momentum: Double) {
         self.features = features
         self.momentum = momentum

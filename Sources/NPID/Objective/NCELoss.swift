@@ -57,10 +57,7 @@ public final class NCELoss: InstanceLoss {
         let kpn = Double(negativeCount) / n
 
         // Column 0 is the positive, columns 1…K the noise rows: [B, K+1].
-        let columns = try Tensor.cat([indices.unsqueezed(1), noise], dim: 1)
-        let weights = try bank.rows(columns)                                     // [B, K+1, D]
-        let f = try bank.matchingPrecision(features)
-        let similarities = try weights.bmm(f.unsqueezed(2)).squeezed(2)          // [B, K+1]
+        let similarities = try UniformNoise.similarities(features: features, indices: indices, noise: noise, bank: bank)
         let z = try updatedNormalization(similarities, bankSize: n)
         let pm = try (similarities / temperature).exp() / z
 

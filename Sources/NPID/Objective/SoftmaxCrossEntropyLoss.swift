@@ -32,10 +32,8 @@ public final class SoftmaxCrossEntropyLoss: InstanceLoss {
         UniformNoise.validate(noise, batch: batch, count: negativeCount)
 
         // Column 0 is the positive, columns 1…K the noise rows: [B, K+1].
-        let columns = try Tensor.cat([indices.unsqueezed(1), noise], dim: 1)
-        let weights = try bank.rows(columns)                                     // [B, K+1, D]
-        let f = try bank.matchingPrecision(features)
-        let logits = try weights.bmm(f.unsqueezed(2)).squeezed(2) / temperature  // [B, K+1]
+        let logits = try UniformNoise.similarities(features: features, indices: indices, noise: noise, bank: bank)
+            / temperature
         let target = try Tensor.zeros([batch], dtype: .int64, device: logits.device)
         return try logits.crossEntropy(target: target)
     }

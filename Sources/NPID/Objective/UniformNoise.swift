@@ -22,4 +22,13 @@ enum UniformNoise {
         precondition(noise.shape == [batch, count], "noise indices must have shape [\(batch), \(count)], got \(noise.shape)")
         precondition(noise.dtype == .int64, "noise indices must be int64, got \(noise.dtype)")
     }
+
+    /// Returns the similarities [B, K+1] of each feature to its positive row (column 0) and
+    /// to its K noise rows, in the bank's precision.
+    static func similarities(features: Tensor, indices: Tensor, noise: Tensor, bank: MemoryBank) throws -> Tensor {
+        let columns = try Tensor.cat([indices.unsqueezed(1), noise], dim: 1)   // [B, K+1]
+        let weights = try bank.rows(columns)                                    // [B, K+1, D]
+        let f = try bank.matchingPrecision(features)
+        return try weights.bmm(f.unsqueezed(2)).squeezed(2)
+    }
 }

@@ -104,7 +104,7 @@ public struct RuntimeOptions: Sendable {
     public var evaluateUntrained = false
     /// Arithmetic of the network's forward and backward pass; nil picks the device's
     /// default (bfloat16 autocast on CUDA, float32 on CPU). The loss, Z and the memory
-    /// bank are float32 (Z float64) whatever this says.
+    /// bank are float32 (Z float64) whatever this setting is.
     public var precision: Precision?
 
     /// The precision in effect on `device`.

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
 #include <torch/csrc/autograd/variable.h>
@@ -182,6 +183,23 @@ int ct_cuda_synchronize(void) {
   CT_GUARD({
     // A tiny device-to-host copy waits for all queued work on the current stream.
     if (at::hasCUDA()) at::zeros({1}, at::TensorOptions().device(at::kCUDA)).cpu();
+  })
+}
+
+int ct_cuda_memory_peaks(int device_index, int64_t *allocated, int64_t *reserved) {
+  CT_GUARD({
+    if (!at::hasCUDA()) return fail("CUDA is not available, so there are no GPU memory statistics");
+    auto stats = c10::getDeviceAllocator(at::kCUDA)->getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
+    auto aggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    *allocated = stats.allocated_bytes[aggregate].peak;
+    *reserved = stats.reserved_bytes[aggregate].peak;
+  })
+}
+
+int ct_cuda_reset_memory_peaks(int device_index) {
+  CT_GUARD({
+    if (!at::hasCUDA()) return fail("CUDA is not available, so there are no GPU memory statistics");
+    c10::getDeviceAllocator(at::kCUDA)->resetPeakStats(static_cast<c10::DeviceIndex>(device_index));
   })
 }
 

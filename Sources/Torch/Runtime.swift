@@ -52,6 +52,19 @@ public enum Torch {
         return Int(n)
     }
 
+    /// Peak bytes that libtorch's CUDA caching allocator held on GPU `index` since the
+    /// last `resetCUDAMemoryPeaks`: allocated to tensors, and reserved from the driver.
+    public static func cudaMemoryPeaks(index: Int) throws -> (allocated: Int, reserved: Int) {
+        var allocated: Int64 = 0
+        var reserved: Int64 = 0
+        try check(ct_cuda_memory_peaks(Int32(index), &allocated, &reserved))
+        return (Int(allocated), Int(reserved))
+    }
+
+    public static func resetCUDAMemoryPeaks(index: Int) throws {
+        try check(ct_cuda_reset_memory_peaks(Int32(index)))
+    }
+
     /// Waits until all queued GPU work has finished (for timing).
     public static func synchronize(_ device: Device) throws {
         if case .cuda = device {

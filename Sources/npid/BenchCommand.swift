@@ -7,6 +7,10 @@ enum BenchCommand {
     static let modes: [(flag: String, summary: String, specs: [OptionSpec], run: @Sendable ([String]) throws -> Void)] = [
         ("--loader", "the batch loader alone on a training split, with the full training augmentation "
             + "(compare with npid train --bench-steps N)", LoaderBench.specs, LoaderBench.run),
+        ("--train", "training images/s of one configuration, with the loader or with --synthetic batches, "
+            + "and the peak memory", TrainBench.trainSpecs, TrainBench.runTrain),
+        ("--eval", "one kNN evaluation of an untrained network against a random memory bank of the training "
+            + "split's size: test features, then the vote", TrainBench.evalSpecs, TrainBench.runEval),
         ("--knn", "weighted kNN of random unit queries against a random unit bank, in bounded memory",
          KNNBench.specs, KNNBench.run),
     ]

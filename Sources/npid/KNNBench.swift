@@ -52,9 +52,6 @@ enum KNNBench {
         try Torch.synchronize(device)
         let seconds = Date().timeIntervalSince(started)
 
-        func megabytes(_ kilobytes: Int?) -> String {
-            kilobytes.map { String(format: "%.1f", Double($0) / 1024) } ?? "null"
-        }
         let fields: [(String, String)] = [
             ("event", "\"bench\""), ("mode", "\"knn\""), ("bank", "\(bankCount)"), ("queries", "\(queryCount)"),
             ("dim", "\(dimension)"), ("classes", "\(classCount)"), ("k", "\(min(neighborCount, bankCount))"),
@@ -69,6 +66,11 @@ enum KNNBench {
             ("top1", String(format: "%.3f", accuracy.top1)),
         ]
         Console.output("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+    }
+
+    /// Formats a /proc figure in kB as MiB with one decimal, or JSON null when it is missing.
+    static func megabytes(_ kilobytes: Int?) -> String {
+        kilobytes.map { String(format: "%.1f", Double($0) / 1024) } ?? "null"
     }
 
     /// Reads a whole-number option that must be at least 1.

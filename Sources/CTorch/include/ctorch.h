@@ -55,6 +55,10 @@ int ct_cuda_load(const char *library_path);
 int ct_cuda_is_available(int *out);
 int ct_cuda_device_count(int *out);
 int ct_cuda_synchronize(void);
+// Peak bytes held by libtorch's CUDA caching allocator on one device since the last
+// reset: allocated to tensors, and reserved from the driver (allocated plus cache).
+int ct_cuda_memory_peaks(int device_index, int64_t *allocated, int64_t *reserved);
+int ct_cuda_reset_memory_peaks(int device_index);
 
 // --- creation --------------------------------------------------------------
 int ct_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ct_tensor **out);

@@ -283,7 +283,7 @@ import Testing
         let none = try await CLI.run(["bench", "--bank", "10"], in: scratch.path)
         let zero = try await CLI.run(["bench", "--knn", "--bank", "0"], in: scratch.path)
 
-        none.expectRejected(status: 2, message: "npid bench needs exactly one mode, one of --loader, --knn; run npid bench --help for the options")
+        none.expectRejected(status: 2, message: "npid bench needs exactly one mode, one of --loader, --train, --eval, --knn; run npid bench --help for the options")
         zero.expectRejected(status: 2, message: "--bank must be at least 1, got 0")
     }
 }

@@ -61,7 +61,7 @@ import Testing
                        flags: ["--threads N", "-h, --help"]),
         // Each mode's options follow its line, indented further.
         SubcommandHelp(command: "bench", usageLine: "usage: npid bench MODE [options]",
-                       flags: ["--loader", "--knn"]),
+                       flags: ["--loader", "--train", "--eval", "--knn"]),
     ]
 
     @Test(arguments: subcommandHelps)

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import NPID
+
+/// `npid bench --train` (loader and synthetic batches) and `npid bench --eval` on tiny runs.
+@Suite struct CLIBenchTests {
+    static func jsonObject(_ result: CLIResult) throws -> [String: Any] {
+        try #require(result.stdoutLines.count == 1, "stdout: \(result.stdout)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func trainSyntheticPrintsFigures() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--train", "--synthetic", "--bank", "300", "--steps", "2",
+                                        "--width", "8", "--low-dim", "16", "-b", "8", "--nce-k", "16",
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let object = try Self.jsonObject(result)
+        #expect(object["mode"] as? String == "train")
+        #expect(object["input"] as? String == "synthetic")
+        #expect(object["train_images"] as? Int == 300)
+        #expect(object["batch_size"] as? Int == 8)
+        #expect(object["nce_k"] as? Int == 16)
+        #expect(object["steps"] as? Int == 2)
+        #expect(object["width"] as? Int == 8)
+        #expect(object["precision"] as? String == "fp32")
+        #expect(object["threads"] as? Int == 1)
+        let rate = try #require(object["images_per_s"] as? Double)
+        let stepMilliseconds = try #require(object["step_ms"] as? Double)
+        // step_ms is the time of one batch of 8 images at the measured rate. Both are printed rounded
+        // (to 0.1 ms and 0.01 images/s), and a rate error of 0.005 moves 8000 / rate by 8000 · 0.005 / rate².
+        let tolerance = 0.05 + 8000 * 0.005 / (rate * rate) + 1e-9
+        #expect(abs(stepMilliseconds - 8000 / rate) <= tolerance, "stdout: \(result.stdout)")
+        #expect((object["peak_rss_mb"] as? Double).map { $0 > 0 } == true)
+        #expect(object["gpu_peak_allocated_mb"] == nil)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/runs"))
+    }
+
+    @Test func trainWithLoaderUsesData() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--train", "--data", dataset.root, "--steps", "1", "--width", "8",
+                                        "--low-dim", "16", "-b", "8", "--nce-k", "16", "--threads", "1",
+                                        "--workers", "0"], in: scratch.path)
+
+        result.expectSuccess()
+        let object = try Self.jsonObject(result)
+        #expect(object["input"] as? String == "loader")
+        #expect(object["train_images"] as? Int == dataset.trainCount)
+        #expect(object["workers"] as? Int == 0)
+        #expect((object["images_per_s"] as? Double).map { $0 > 0 } == true)
+    }
+
+    @Test func evalTimesBothParts() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--eval", "--data", dataset.root, "--width", "8", "--low-dim", "16",
+                                        "--knn-k", "5", "--threads", "1", "--workers", "0"], in: scratch.path)
+
+        result.expectSuccess()
+        let object = try Self.jsonObject(result)
+        #expect(object["mode"] as? String == "eval")
+        #expect(object["queries"] as? Int == dataset.testCount)
+        #expect(object["train_images"] as? Int == dataset.trainCount)
+        #expect(object["knn_k"] as? Int == 5)
+        let total = try #require(object["seconds"] as? Double)
+        let features = try #require(object["feature_seconds"] as? Double)
+        let vote = try #require(object["knn_seconds"] as? Double)
+        // Each figure is rounded to a millisecond on its own.
+        #expect(abs(total - features - vote) <= 0.0015 + 1e-9, "stdout: \(result.stdout)")
+        let top1 = try #require(object["top1"] as? Double)
+        #expect(top1 >= 0)
+        #expect(top1 <= 100)
+    }
+
+    @Test func trainRejectsContradictoryInput() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let both = try await CLI.run(["bench", "--train", "--synthetic", "--data", dataset.root], in: scratch.path)
+        let bank = try await CLI.run(["bench", "--train", "--data", dataset.root, "--bank", "10"], in: scratch.path)
+        let steps = try await CLI.run(["bench", "--train", "--synthetic", "--steps", "0"], in: scratch.path)
+        let noData = try await CLI.run(["bench", "--train"], in: scratch.path)
+
+        both.expectRejected(status: 2, message: "--synthetic replaces --data with random pixels; drop one of them")
+        bank.expectRejected(status: 2, message: "--bank sets the memory-bank rows of --synthetic; add --synthetic or drop --bank")
+        steps.expectRejected(status: 2, message: "--steps must be at least 1, got 0")
+        #expect(noData.status == 2, "stderr: \(noData.stderr)")
+        #expect(noData.stderr.contains("--data"), "stderr: \(noData.stderr)")
+    }
+}

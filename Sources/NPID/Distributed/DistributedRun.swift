@@ -95,6 +95,11 @@ public final class DistributedRun {
 /// A data-parallel run that cannot start (exit 1).
 public struct DistributedError: Error, CustomStringConvertible {
     public let message: String
+
+    public init(message: String) {
+        self.message = message
+    }
+
     public var description: String { message }
 }
 

@@ -15,12 +15,10 @@ public struct DistributedSettings: Sendable, Equatable {
     public var interface: String?
     /// True when a launcher (`npid train --nproc`) hosts the store, so rank 0 only connects to it.
     public var storeHostedByLauncher: Bool
-    /// Batch-norm statistics over the global batch instead of each rank's slice.
-    public var synchronizeBatchNorm: Bool
 
     public init(rank: Int, worldSize: Int, localRank: Int = 0, masterAddress: String = "127.0.0.1",
                 masterPort: Int = 29500, timeout: Double = 300, interface: String? = nil,
-                storeHostedByLauncher: Bool = false, synchronizeBatchNorm: Bool = false) {
+                storeHostedByLauncher: Bool = false) {
         self.rank = rank
         self.worldSize = worldSize
         self.localRank = localRank
@@ -29,7 +27,6 @@ public struct DistributedSettings: Sendable, Equatable {
         self.timeout = timeout
         self.interface = interface
         self.storeHostedByLauncher = storeHostedByLauncher
-        self.synchronizeBatchNorm = synchronizeBatchNorm
     }
 
     /// The address the process group binds to.

@@ -157,9 +157,9 @@ extension Checkpoint {
     }
 
     /// Checks, before anything is copied, that this checkpoint can continue training `model`
-    /// on `trainCount` images with `stepsPerEpoch` steps per epoch: every network tensor, the
-    /// momentum buffers, the generator state and the position in the epoch.
-    func checkResumable(into model: ResNet, stepsPerEpoch: Int, trainCount: Int, path: String) throws {
+    /// on `trainCount` images (nil leaves that check out) with `stepsPerEpoch` steps per epoch:
+    /// every network tensor, the momentum buffers, the generator state and the position in the epoch.
+    func checkResumable(into model: ResNet, stepsPerEpoch: Int, trainCount: Int? = nil, path: String) throws {
         try model.checkLoadable(modelState, from: path)
 
         var parameterShapes: [String: [Int]] = [:]
@@ -186,7 +186,7 @@ extension Checkpoint {
             throw CheckpointError(path: path, problem: "stopped after step \(stepInEpoch) of an epoch, but an epoch here has \(stepsPerEpoch) steps")
         }
         // A run continues at image epochImageCount of the epoch's order, with any number of ranks.
-        guard stepInEpoch == 0 || epochImageCount < trainCount else {
+        if let trainCount, stepInEpoch > 0, epochImageCount >= trainCount {
             throw CheckpointError(path: path, problem: "stopped after \(epochImageCount) images of an epoch, but an epoch here has \(trainCount) images")
         }
     }

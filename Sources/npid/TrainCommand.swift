@@ -116,6 +116,13 @@ enum TrainCommand {
             throw UsageError("--bench-steps measures one process; run it without --world-size or WORLD_SIZE")
         }
         let isLeader = (distributedSettings?.rank ?? 0) == 0
+        if let settings = distributedSettings, options.string("--device") == "cuda" {
+            // NOTE: not run on a GPU yet; collectives copy CUDA tensors through host memory.
+            guard settings.localRank < Torch.cudaDeviceCount else {
+                throw UsageError("LOCAL_RANK \(settings.localRank) has no GPU: this machine has \(Torch.cudaDeviceCount); start at most that many ranks per machine")
+            }
+            runtime.device = .cuda(settings.localRank)
+        }
         Console.quiet = !isLeader
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil

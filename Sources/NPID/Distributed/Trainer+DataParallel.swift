@@ -49,11 +49,17 @@ extension Trainer {
     func epochBatches(loader: BatchLoader, epoch: Int, startingAtSample start: Int)
         -> (batches: LoaderEpoch, plan: GlobalBatchPlan?) {
         guard let distributed else {
-            return (loader.epoch(epoch, startingAt: start / configuration.batchSize), nil)
+            return (loader.epoch(epoch, startingAt: firstBatch(startingAtSample: start)), nil)
         }
         let plan = GlobalBatchPlan(order: loader.order(epoch: epoch), start: start,
                                    batchSize: configuration.batchSize, worldSize: distributed.worldSize)
         return (loader.epoch(epoch, order: plan.indices(rank: distributed.rank)), plan)
+    }
+
+    /// The batch of a single process's epoch that starts at sample `start`: every batch but the
+    /// last is full, so a run stopped after the short last batch has seen all images and skips them all.
+    func firstBatch(startingAtSample start: Int) -> Int {
+        (start + configuration.batchSize - 1) / configuration.batchSize
     }
 
     /// One SGD step of the global batch that `batch` is this rank's slice of, followed by the

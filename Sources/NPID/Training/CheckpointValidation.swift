@@ -186,7 +186,7 @@ extension Checkpoint {
             throw CheckpointError(path: path, problem: "stopped after step \(stepInEpoch) of an epoch, but an epoch here has \(stepsPerEpoch) steps")
         }
         // A run continues at image epochImageCount of the epoch's order, with any number of ranks.
-        if let trainCount, stepInEpoch > 0, epochImageCount >= trainCount {
+        if let trainCount, stepInEpoch > 0, epochImageCount > trainCount {
             throw CheckpointError(path: path, problem: "stopped after \(epochImageCount) images of an epoch, but an epoch here has \(trainCount) images")
         }
     }

@@ -191,7 +191,7 @@ public final class Trainer {
 
         let (batches, plan) = epochBatches(loader: loader, epoch: epoch, startingAtSample: seen)
         let stepCount = plan.map { firstStep + $0.stepCount } ?? loader.batchCount
-        var step = plan == nil ? seen / configuration.batchSize : firstStep
+        var step = plan == nil ? firstBatch(startingAtSample: seen) : firstStep
         var planStep = 0
         while let batch = try batches.nextBatch() {
             defer {

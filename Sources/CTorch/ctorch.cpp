@@ -95,6 +95,9 @@ c10::optional<at::Tensor> optional_ref(const ct_tensor *t) {
 
 } // namespace
 
+// Records a failure for ct_last_error; distributed.cpp reports through it too.
+int ct_record_failure(const std::string &message) { return fail(message); }
+
 // Runs BODY and converts any exception into a failure status. c10::Error carries a
 // C++ backtrace in what(); the message without it is what a user can act on.
 #define CT_GUARD(...)                                                                   \

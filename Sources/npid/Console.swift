@@ -5,11 +5,17 @@ import Foundation
 enum Console {
     static let isTerminal = isatty(STDERR_FILENO) != 0
 
+    /// True on the ranks other than 0 of a data-parallel run: they report only errors, because
+    /// rank 0 reports for the run.
+    nonisolated(unsafe) static var quiet = false
+
     static func output(_ line: String) {
+        guard !quiet else { return }
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func log(_ line: String) {
+        guard !quiet else { return }
         clearProgress()
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
@@ -24,7 +30,7 @@ enum Console {
 
     /// Redraws the progress line, at most ten times a second.
     static func progress(_ line: @autoclosure () -> String, force: Bool = false) {
-        guard isTerminal else { return }
+        guard isTerminal && !quiet else { return }
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now

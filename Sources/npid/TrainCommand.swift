@@ -37,7 +37,7 @@ enum TrainCommand {
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
         OptionSpec("--keep-checkpoints", value: "N", help: "checkpoints kept in the run folder; checkpoint.safetensors always names the newest (default \(RuntimeOptions().keepCheckpoints))"),
         OptionSpec("--bench-steps", value: "N", help: "only time N training steps (after 2 warm-up steps), print images/s as JSON and exit"),
-    ]
+    ] + DistributedOptions.specs
 
     static let help = helpText(
         usage: "npid train --data ROOT [--run-dir DIR] [options]",
@@ -102,6 +102,29 @@ enum TrainCommand {
             throw UsageError("--run-dir \(runDirectory) already contains a checkpoint; pass --resume \(runDirectory) to continue it, or choose another --run-dir")
         }
 
+        let environment = ProcessInfo.processInfo.environment
+        if options.has("--nproc") {
+            guard benchSteps == nil else {
+                throw UsageError("--bench-steps measures one process; drop --nproc")
+            }
+            let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
+                                        resumeHint: resumeCommand(options, runDirectory: runDirectory))
+            try launcher.run()
+        }
+        let distributedSettings = try DistributedOptions.rankSettings(options, environment: environment)
+        if distributedSettings != nil && benchSteps != nil {
+            throw UsageError("--bench-steps measures one process; run it without --world-size or WORLD_SIZE")
+        }
+        let isLeader = (distributedSettings?.rank ?? 0) == 0
+        if let settings = distributedSettings, options.string("--device") == "cuda" {
+            // NOTE: not run on a GPU yet; collectives copy CUDA tensors through host memory.
+            guard settings.localRank < Torch.cudaDeviceCount else {
+                throw UsageError("LOCAL_RANK \(settings.localRank) has no GPU: this machine has \(Torch.cudaDeviceCount); start at most that many ranks per machine")
+            }
+            runtime.device = .cuda(settings.localRank)
+        }
+        Console.quiet = !isLeader
+
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
         let data = try DataOptions.load(dataRequest, limitPerClass: configuration.limitPerClass,
                                         testLimitPerClass: configuration.testLimitPerClass, logsDecodeTime: true)
@@ -109,8 +132,9 @@ enum TrainCommand {
             chooseInputDefaults(&configuration, for: data, options: options)
         }
 
+        let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
-                                  runDirectory: runDirectory, resume: resume)
+                                  runDirectory: runDirectory, resume: resume, distributed: distributed)
         if let steps = benchSteps {
             let rate = try trainer.measureThroughput(steps: steps)
             Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "precision": "%@", "threads": %d}"#,
@@ -124,7 +148,7 @@ enum TrainCommand {
         do {
             result = try trainer.run(shouldStop: { signals?.stopRequested ?? false }) { event in
                 report(event, epochs: configuration.epochs)
-                if case .epochFinished(let metrics) = event {
+                if isLeader, case .epochFinished(let metrics) = event {
                     for error in reporter.epochFinished(metrics) {
                         Console.log("warning: could not refresh \(reporter.reportPath) or its files: \(error)")
                     }
@@ -134,6 +158,13 @@ enum TrainCommand {
             let number = signals?.signalNumber ?? SIGINT
             Console.log("npid: stopped by \(StopSignals.name(of: number)) \(describe(stop)); checkpoint \(stop.checkpointPath) contains this state; continue with: \(resumeCommand(options, runDirectory: runDirectory))")
             exit(128 + number)
+        } catch let lost as LostRankError {
+            Console.quiet = false
+            Console.error("\(lost); continue from the last checkpoint with: \(resumeCommand(options, runDirectory: runDirectory))")
+            exit(1)
+        }
+        guard isLeader else {
+            return
         }
 
         Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (memory bank, k=%d, %d test images)",
@@ -214,6 +245,7 @@ enum TrainCommand {
         }
         if let value = try options.int("--batch-size") { configuration.batchSize = value }
         if let value = try options.int("--knn-k") { configuration.neighborCount = value }
+        if options.has("--sync-bn") { configuration.synchronizeBatchNorm = true }
         if let text = options.string("--seed") {
             guard let seed = UInt64(text) else {
                 throw UsageError("--seed expects a whole number from 0 to \(UInt64.max), got '\(text)'")
@@ -252,6 +284,7 @@ enum TrainCommand {
         compare("--batch-size", saved.batchSize, requested.batchSize)
         compare("--knn-k", saved.neighborCount, requested.neighborCount)
         compare("--seed", saved.seed, requested.seed)
+        compare("--sync-bn", saved.synchronizeBatchNorm, requested.synchronizeBatchNorm)
         return found
     }
 
@@ -270,7 +303,14 @@ enum TrainCommand {
     /// Returns the command that continues a stopped run: --data, --resume and the runtime flags given.
     static func resumeCommand(_ options: ParsedOptions, runDirectory: String) -> String {
         var words = ["npid", "train", "--data", options.string("--data") ?? "ROOT", "--resume", runDirectory]
-        for flag in ["--device", "--threads", "--workers", "--keep-checkpoints"] {
+        let environment = ProcessInfo.processInfo.environment
+        if !options.has("--nproc"), environment["TORCHELASTIC_USE_AGENT_STORE"] == "True",
+           let count = environment["LOCAL_WORLD_SIZE"] {
+            // A worker of `npid train --nproc`: the launcher took --nproc off its arguments.
+            words += ["--nproc", count]
+        }
+        for flag in ["--device", "--threads", "--workers", "--keep-checkpoints", "--nproc", "--nnodes", "--node-rank",
+                     "--master-addr", "--master-port", "--dist-interface", "--dist-timeout"] {
             if let value = options.string(flag) {
                 words += [flag, value]
             }

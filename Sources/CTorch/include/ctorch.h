@@ -192,4 +192,7 @@ int ct_randint_generator(int64_t low, int64_t high, const int64_t *shape, int nd
 }
 #endif
 
+// c10d: rendezvous store and process group.
+#include "ctorch_distributed.h"
+
 #endif

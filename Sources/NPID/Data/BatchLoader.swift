@@ -86,7 +86,15 @@ public final class BatchLoader: @unchecked Sendable {
     public func epoch(_ epoch: Int, startingAt firstBatch: Int = 0) -> LoaderEpoch {
         precondition((0...batchCount).contains(firstBatch),
                      "BatchLoader firstBatch must be in 0...\(batchCount), got \(firstBatch)")
-        let plan = LoaderEpochPlan(loader: self, epoch: epoch, order: order(epoch: epoch))
+        return self.epoch(epoch, order: order(epoch: epoch), startingAt: firstBatch)
+    }
+
+    /// Returns the batches of `order`, cut into `batchSize` pieces (the last may be smaller),
+    /// augmented as samples of `epoch`: the share of one rank in a data-parallel run.
+    func epoch(_ epoch: Int, order: [Int], startingAt firstBatch: Int = 0) -> LoaderEpoch {
+        let plan = LoaderEpochPlan(loader: self, epoch: epoch, order: order)
+        precondition((0...plan.batchCount).contains(firstBatch),
+                     "BatchLoader firstBatch must be in 0...\(plan.batchCount), got \(firstBatch)")
         let run = LoaderEpochRun(plan: plan, firstBatch: firstBatch, workers: workers, prefetch: prefetch,
                                  counter: threadCounter)
         return LoaderEpoch(run: run)
@@ -126,7 +134,7 @@ struct LoaderEpochPlan: Sendable {
     let epoch: Int
     let order: [Int]
 
-    var batchCount: Int { loader.batchCount }
+    var batchCount: Int { (order.count + loader.batchSize - 1) / loader.batchSize }
 
     func makeBatch(_ number: Int) throws -> Batch {
         let store = loader.store

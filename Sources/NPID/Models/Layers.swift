@@ -89,9 +89,16 @@ public final class BatchNorm2d: Layer {
         runningVar = try placement.place(Tensor.full([channels], 1), trainable: false)
     }
 
+    /// When set, training batches are normalised with the statistics of every rank's batch
+    /// together (synchronised batch norm); nil uses this process's batch alone.
+    public var synchronizedGroup: ProcessGroup?
+
     public func callAsFunction(_ x: Tensor, training: Bool) throws -> Tensor {
-        try x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                        training: training)
+        if training, let group = synchronizedGroup {
+            return try synchronizedBatchNorm(x, group: group)
+        }
+        return try x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                               training: training)
     }
 
     public func appendState(prefix: String, to state: inout [StateEntry]) {

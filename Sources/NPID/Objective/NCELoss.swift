@@ -27,8 +27,13 @@ public final class NCELoss: InstanceLoss {
     /// Z, nil until the first batch.
     public var normalizationConstant: Double?
     public let normalizationUpdate: NormalizationUpdate
+    /// Turns this process's estimate Ẑ into the global batch's, identical on every rank of
+    /// a data-parallel run; nil uses the local estimate.
+    public var combineEstimate: ((Double) throws -> Double)?
     /// Draws the noise rows; nil uses libtorch's default generator.
     public let generator: Generator?
+    /// The slice of the global batch's noise rows this rank uses in a data-parallel run.
+    public var noiseShard = NoiseShard.whole
 
     /// Guards log(0) as the original release does.
     static let epsilon = 1e-7
@@ -44,7 +49,7 @@ public final class NCELoss: InstanceLoss {
 
     public func loss(features: Tensor, indices: Tensor, bank: MemoryBank) throws -> Tensor {
         let noise = try UniformNoise.draw(batch: features.shape[0], count: negativeCount, bankSize: bank.count,
-                                          device: features.device, generator: generator)
+                                          device: features.device, generator: generator, shard: noiseShard)
         return try loss(features: features, indices: indices, noise: noise, bank: bank)
     }
 
@@ -73,7 +78,10 @@ public final class NCELoss: InstanceLoss {
         if let z = normalizationConstant, normalizationUpdate == .fixed {
             return z
         }
-        let estimate = try batchEstimate(similarities, bankSize: bankSize)
+        var estimate = try batchEstimate(similarities, bankSize: bankSize)
+        if let combineEstimate {
+            estimate = try combineEstimate(estimate)
+        }
         var z = estimate
         if let previous = normalizationConstant, case .movingAverage(let rate) = normalizationUpdate {
             z = (1 - rate) * previous + rate * estimate

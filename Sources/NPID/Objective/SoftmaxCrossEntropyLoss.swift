@@ -13,6 +13,8 @@ public final class SoftmaxCrossEntropyLoss: InstanceLoss {
     public let temperature: Double
     /// Draws the noise rows; nil uses libtorch's default generator.
     public let generator: Generator?
+    /// The slice of the global batch's noise rows this rank uses in a data-parallel run.
+    public var noiseShard = NoiseShard.whole
 
     public init(negativeCount: Int, temperature: Double, generator: Generator? = nil) {
         self.negativeCount = negativeCount
@@ -22,7 +24,7 @@ public final class SoftmaxCrossEntropyLoss: InstanceLoss {
 
     public func loss(features: Tensor, indices: Tensor, bank: MemoryBank) throws -> Tensor {
         let noise = try UniformNoise.draw(batch: features.shape[0], count: negativeCount, bankSize: bank.count,
-                                          device: features.device, generator: generator)
+                                          device: features.device, generator: generator, shard: noiseShard)
         return try loss(features: features, indices: indices, noise: noise, bank: bank)
     }
 

@@ -8,13 +8,22 @@ enum UniformNoise {
     ///
     /// With a generator the draw happens on the CPU and is copied to `device`, so it depends on
     /// that generator alone. Without one it uses libtorch's default generator of `device`.
-    static func draw(batch: Int, count: Int, bankSize: Int, device: Device, generator: Generator?) throws -> Tensor {
+    ///
+    /// With a `shard`, the draw covers the whole global batch of `shard.count` ranks' batches
+    /// and returns rank `shard.index`'s rows, so the generator advances in step on every rank
+    /// and the rows equal those of one process drawing for the global batch.
+    static func draw(batch: Int, count: Int, bankSize: Int, device: Device, generator: Generator?,
+                     shard: NoiseShard = .whole) throws -> Tensor {
         guard let generator else {
             return try Tensor.randint(0, bankSize, [batch, count], device: device)
         }
         // NOTE: on a GPU this copies B·K int64 values to the device every step (4 MB for
         // B = 128, K = 4096); not measured against drawing on the device.
-        return try Tensor.randint(0, bankSize, [batch, count], generator: generator).to(device: device)
+        var rows = try Tensor.randint(0, bankSize, [batch * shard.count, count], generator: generator)
+        if shard.count > 1 {
+            rows = try rows.narrowed(dim: 0, start: shard.index * batch, length: batch)
+        }
+        return try rows.to(device: device)
     }
 
     /// Checks that `noise` is int64 [batch, count], the shape the sampled losses expect.
@@ -31,4 +40,18 @@ enum UniformNoise {
         let f = try bank.matchingPrecision(features)
         return try weights.bmm(f.unsqueezed(2)).squeezed(2)
     }
+}
+
+/// Which slice of a global batch's noise rows this process uses: rank `index` of `count`.
+public struct NoiseShard: Sendable, Equatable {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
+    }
+
+    /// The whole draw, for a single process.
+    public static let whole = NoiseShard(index: 0, count: 1)
 }

@@ -10,7 +10,7 @@ import Torch
 /// and `class_names` (JSON). `nce_z` is Z of NCE, the fixed value or the moving average's
 /// current one, and is absent for the softmax losses and before the first step. A run stopped
 /// mid-epoch also needs `step_in_epoch`, `epoch_loss_sum` and `epoch_image_count`, which are 0
-/// at an epoch's end. `crc32c` is the checksum of everything else (see `checksum(tensors:metadata:)`).
+/// at an epoch's end. `world_size` is the number of ranks that wrote it (1 when absent). `crc32c` is the checksum of everything else (see `checksum(tensors:metadata:)`).
 public struct Checkpoint {
     public static let format = "swift-npid-checkpoint-1"
     public static let fileName = "checkpoint.safetensors"
@@ -33,8 +33,12 @@ public struct Checkpoint {
     /// Sum of the per-image loss over the `stepInEpoch` steps taken, so that the resumed
     /// epoch reports the same mean loss as an uninterrupted one.
     public var epochLossSum = 0.0
-    /// Images seen in the `stepInEpoch` steps taken.
+    /// Images seen in the `stepInEpoch` steps taken: also the position in the epoch's
+    /// shuffled order where a resumed run continues, whatever its number of ranks.
     public var epochImageCount = 0
+    /// Ranks of the data-parallel run that wrote the checkpoint (1 for a single process);
+    /// each step took `worldSize` × the configuration's batch size images.
+    public var worldSize = 1
 
     /// Reads a checkpoint written by `write(to:)` and checks it: the safetensors layout, the
     /// checksum, the configuration, the counters and the shapes of the memory bank and the
@@ -87,6 +91,7 @@ public struct Checkpoint {
             "step_in_epoch": String(stepInEpoch),
             "epoch_loss_sum": "\(epochLossSum)",
             "epoch_image_count": String(epochImageCount),
+            "world_size": String(worldSize),
             "class_names": String(decoding: try encoder.encode(classNames), as: UTF8.self),
         ]
         if let normalizationConstant {

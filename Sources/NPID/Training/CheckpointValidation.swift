@@ -42,6 +42,10 @@ extension Checkpoint {
         let steps = try count("steps_done")
         let stepInEpoch = try count("step_in_epoch")
         let epochImageCount = try count("epoch_image_count")
+        let worldSize = metadata["world_size"] == nil ? 1 : try count("world_size")
+        guard worldSize >= 1 else {
+            throw invalid("has an invalid world_size '0' in its metadata")
+        }
         guard let lossText = metadata["epoch_loss_sum"] else {
             throw invalid("has no epoch_loss_sum in its metadata")
         }
@@ -49,7 +53,7 @@ extension Checkpoint {
             throw invalid("has an invalid epoch_loss_sum '\(lossText)' in its metadata")
         }
         try checkPartialEpoch(stepInEpoch: stepInEpoch, imageCount: epochImageCount, lossSum: epochLossSum,
-                              stepsDone: steps, batchSize: configuration.batchSize, path: path)
+                              stepsDone: steps, batchSize: configuration.batchSize * worldSize, path: path)
 
         var z: Double?
         if let text = metadata["nce_z"] {
@@ -96,7 +100,8 @@ extension Checkpoint {
         return Checkpoint(configuration: configuration, epochsDone: epochs, stepsDone: steps,
                           normalizationConstant: z, classNames: classNames, modelState: modelState,
                           momentumBuffers: momentum, memoryBank: bank, cpuRandomState: randomState,
-                          stepInEpoch: stepInEpoch, epochLossSum: epochLossSum, epochImageCount: epochImageCount)
+                          stepInEpoch: stepInEpoch, epochLossSum: epochLossSum, epochImageCount: epochImageCount,
+                          worldSize: worldSize)
     }
 
     private static func checkChecksum(_ contents: SafetensorsContents, path: String) throws {
@@ -152,9 +157,9 @@ extension Checkpoint {
     }
 
     /// Checks, before anything is copied, that this checkpoint can continue training `model`
-    /// with `stepsPerEpoch` steps per epoch: every network tensor, the momentum buffers, the
-    /// generator state and the position in the epoch.
-    func checkResumable(into model: ResNet, stepsPerEpoch: Int, path: String) throws {
+    /// on `trainCount` images (nil leaves that check out) with `stepsPerEpoch` steps per epoch:
+    /// every network tensor, the momentum buffers, the generator state and the position in the epoch.
+    func checkResumable(into model: ResNet, stepsPerEpoch: Int, trainCount: Int? = nil, path: String) throws {
         try model.checkLoadable(modelState, from: path)
 
         var parameterShapes: [String: [Int]] = [:]
@@ -177,8 +182,12 @@ extension Checkpoint {
                 throw CheckpointError(path: path, problem: "has an rng.cpu generator state of shape \(cpuRandomState.shape), but libtorch's CPU generator needs \(expected)")
             }
         }
-        guard stepInEpoch <= stepsPerEpoch else {
+        guard stepInEpoch <= stepsPerEpoch || worldSize > 1 else {
             throw CheckpointError(path: path, problem: "stopped after step \(stepInEpoch) of an epoch, but an epoch here has \(stepsPerEpoch) steps")
+        }
+        // A run continues at image epochImageCount of the epoch's order, with any number of ranks.
+        if let trainCount, stepInEpoch > 0, epochImageCount > trainCount {
+            throw CheckpointError(path: path, problem: "stopped after \(epochImageCount) images of an epoch, but an epoch here has \(trainCount) images")
         }
     }
 }

@@ -71,15 +71,21 @@ public final class Trainer {
     var savedPosition: TrainingPosition?
     let trainLabels: Tensor
     let checkpointFiles: CheckpointFiles
+    /// This process's place in a data-parallel run; nil when it trains alone.
+    let distributed: DistributedRun?
+    /// Only this process writes into the run folder: rank 0, or a process training alone.
+    var writesRunFolder: Bool { distributed?.isLeader ?? true }
     /// The memory-bank kNN of the last finished epoch, with per-class figures and confusion matrix.
     public private(set) var lastAccuracy: KNNAccuracy?
 
     public var checkpointPath: String { checkpointFiles.latestPath }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
 
-    /// Sets up a new run, or continues `resume` when given.
+    /// Sets up a new run, or continues `resume` when given. With `distributed`, this process is
+    /// one rank of a data-parallel run, `configuration.batchSize` is its share of each global
+    /// batch, and every rank must pass the same configuration, data and checkpoint.
     public init(configuration: TrainingConfiguration, runtime: RuntimeOptions, data: TrainingData,
-                runDirectory: String, resume: Checkpoint? = nil) throws {
+                runDirectory: String, resume: Checkpoint? = nil, distributed: DistributedRun? = nil) throws {
         try configuration.validate()
         guard runtime.keepCheckpoints >= 1 else {
             throw UsageError("--keep-checkpoints must be at least 1, got \(runtime.keepCheckpoints)")
@@ -88,6 +94,7 @@ public final class Trainer {
         self.runtime = runtime
         self.data = data
         self.runDirectory = runDirectory
+        self.distributed = distributed
         checkpointFiles = CheckpointFiles(runDirectory: runDirectory, keepCount: runtime.keepCheckpoints)
 
         random = try Generator(seed: configuration.seed)
@@ -103,6 +110,9 @@ public final class Trainer {
         if let resume {
             try restore(resume)
         }
+        if let distributed {
+            try joinDataParallelRun(distributed)
+        }
     }
 
     /// Trains until `configuration.epochs`, then evaluates with the memory bank and with
@@ -113,20 +123,28 @@ public final class Trainer {
     /// already contains it, and throws `TrainingInterrupted`. Resuming from that checkpoint
     /// gives the same result as a run that was never stopped.
     public func run(shouldStop: () -> Bool = { false }, events: (TrainingEvent) -> Void) throws -> TrainingResult {
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        let abandoned = AtomicFile.removeAbandonedTemporaryFiles(in: runDirectory)
-        if !abandoned.isEmpty {
-            events(.message("removed \(abandoned.count) unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
-        }
-        try writeConfiguration()
         let metrics = MetricsLog(path: metricsPath)
-        try metrics.truncate(afterEpoch: epochsDone)
+        if writesRunFolder {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            let abandoned = AtomicFile.removeAbandonedTemporaryFiles(in: runDirectory)
+            if !abandoned.isEmpty {
+                events(.message("removed \(abandoned.count) unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
+            }
+            try writeConfiguration()
+            try metrics.truncate(afterEpoch: epochsDone)
+        }
 
         let trainLoader = BatchLoader(store: data.train,
                                       transform: .train(TrainAugmentation(outputSize: configuration.imageSize)),
                                       batchSize: configuration.batchSize, shuffle: true, seed: configuration.seed,
                                       workers: runtime.workers, layout: runtime.channelsLast ? .nhwc : .nchw)
-        events(.message("training on \(data.train.count) images of \(data.classNames.count) classes, testing on \(data.test.count); \(trainLoader.batchCount) steps per epoch on \(runtime.device) with \(Torch.threadCount) threads"))
+        let stepsPerEpoch = GlobalBatchPlan(order: Array(0..<data.train.count), start: 0,
+                                            batchSize: configuration.batchSize, worldSize: worldSize).stepCount
+        var place = "\(stepsPerEpoch) steps per epoch on \(runtime.device) with \(Torch.threadCount) threads"
+        if worldSize > 1 {
+            place = "\(stepsPerEpoch) steps per epoch of \(worldSize) × \(configuration.batchSize) images on \(worldSize) ranks, each on \(runtime.device) with \(Torch.threadCount) threads"
+        }
+        events(.message("training on \(data.train.count) images of \(data.classNames.count) classes, testing on \(data.test.count); \(place)"))
         if configuration.negativeCount >= data.train.count {
             events(.message("warning: --nce-k \(configuration.negativeCount) is not smaller than the \(data.train.count) training images, so noise samples repeat; the loss stays finite but --nce-k 0 (full softmax) is the better choice here"))
         }
@@ -142,14 +160,16 @@ public final class Trainer {
             let epochMetrics = try trainEpoch(loader: trainLoader, shouldStop: shouldStop, events: events)
             // The record goes first: a crash between the two writes then repeats the epoch on
             // resume, and truncating the log drops its record, instead of leaving it unrecorded.
-            try metrics.append(epochMetrics)
+            if writesRunFolder {
+                try metrics.append(epochMetrics)
+            }
             try saveCheckpoint(events: events)
             events(.epochFinished(epochMetrics))
         }
 
-        try stopIfRequested(shouldStop, stepsPerEpoch: trainLoader.batchCount, events: events)
+        try stopIfRequested(shouldStop, stepsPerEpoch: stepsPerEpoch, events: events)
         let bankAccuracy = try evaluate(recompute: false)
-        try stopIfRequested(shouldStop, stepsPerEpoch: trainLoader.batchCount, events: events)
+        try stopIfRequested(shouldStop, stepsPerEpoch: stepsPerEpoch, events: events)
         let recomputed = try evaluate(recompute: true)
         return TrainingResult(bankAccuracy: bankAccuracy, recomputedAccuracy: recomputed,
                               untrainedAccuracy: untrained, checkpointPath: checkpointPath)
@@ -169,19 +189,32 @@ public final class Trainer {
         var seen = partialEpoch.imageCount
         var seenHere = 0
 
-        let batches = loader.epoch(epoch, startingAt: firstStep)
-        var step = firstStep
+        let (batches, plan) = epochBatches(loader: loader, epoch: epoch, startingAtSample: seen)
+        let stepCount = plan.map { firstStep + $0.stepCount } ?? loader.batchCount
+        var step = plan == nil ? firstBatch(startingAtSample: seen) : firstStep
+        var planStep = 0
         while let batch = try batches.nextBatch() {
-            defer { step += 1 }
-            try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
-            let lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
+            defer {
+                step += 1
+                planStep += 1
+            }
+            try stopIfRequested(shouldStop, stepsPerEpoch: stepCount, events: events)
+            var lossValue: Double
+            var imageCount = batch.count
+            if let distributed, let plan {
+                lossValue = try dataParallelStep(batch, learningRate: learningRate, parameters: parameters,
+                                                 run: distributed, place: "epoch \(epoch + 1), step \(step + 1)")
+                imageCount = plan.realSampleCount(step: planStep)
+            } else {
+                lossValue = try trainStep(batch, learningRate: learningRate, parameters: parameters)
+            }
             guard lossValue.isFinite else {
                 throw NonFiniteLossError(epoch: epoch, step: step, value: lossValue,
                                          checkpointPath: savedPosition == nil ? nil : checkpointPath)
             }
-            lossSum += lossValue * Double(batch.count)
-            seen += batch.count
-            seenHere += batch.count
+            lossSum += lossValue * Double(imageCount)
+            seen += imageCount
+            seenHere += imageCount
             stepsDone += 1
             partialEpoch = PartialEpoch(stepCount: step + 1, lossSum: lossSum, imageCount: seen)
             if step == 0 && epoch == 0, let nce = loss as? NCELoss, let z = nce.normalizationConstant {
@@ -192,13 +225,14 @@ public final class Trainer {
                 events(.message(note))
             }
             let elapsed = Date().timeIntervalSince(start)
-            events(.step(StepProgress(epoch: epoch, epochs: configuration.epochs, step: step, steps: loader.batchCount,
+            events(.step(StepProgress(epoch: epoch, epochs: configuration.epochs, step: step, steps: stepCount,
                                       loss: lossValue, imagesPerSecond: Double(seenHere) / max(elapsed, 1e-9),
                                       elapsed: elapsed)))
         }
         let trainSeconds = Date().timeIntervalSince(start)
-        try stopIfRequested(shouldStop, stepsPerEpoch: loader.batchCount, events: events)
+        try stopIfRequested(shouldStop, stepsPerEpoch: stepCount, events: events)
 
+        try shareBatchNormStatistics()
         let accuracy = try evaluate(recompute: false)
         lastAccuracy = accuracy
         epochsDone += 1
@@ -315,7 +349,7 @@ public final class Trainer {
     /// `TrainingInterrupted` when `shouldStop` returns true.
     private func stopIfRequested(_ shouldStop: () -> Bool, stepsPerEpoch: Int,
                                  events: (TrainingEvent) -> Void) throws {
-        guard shouldStop() else {
+        guard try stopRequested(shouldStop) else {
             return
         }
         if savedPosition != position {
@@ -326,6 +360,10 @@ public final class Trainer {
     }
 
     func saveCheckpoint(events: (TrainingEvent) -> Void) throws {
+        guard writesRunFolder else {
+            savedPosition = position
+            return
+        }
         let names = model.state.filter(\.isParameter).map(\.name)
         var momentum: [String: SafetensorsTensor] = [:]
         for (name, buffer) in zip(names, momentumBuffers) {
@@ -340,7 +378,7 @@ public final class Trainer {
             memoryBank: try SafetensorsTensor(name: "memory_bank", tensor: bank.features),
             cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()),
             stepInEpoch: partialEpoch.stepCount, epochLossSum: partialEpoch.lossSum,
-            epochImageCount: partialEpoch.imageCount)
+            epochImageCount: partialEpoch.imageCount, worldSize: worldSize)
         for warning in try checkpointFiles.save(checkpoint) {
             events(.message("warning: " + warning))
         }
@@ -353,7 +391,8 @@ public final class Trainer {
             throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
         }
         let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
-        try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, path: path)
+        try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, trainCount: data.train.count,
+                                      path: path)
         try model.load(checkpoint.modelState, from: path)
         try withNoGrad {
             try bank.features.copy(from: checkpoint.memoryBank.tensor())

@@ -46,6 +46,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var normalizationRate = 0.01
     /// λ of the proximal term λ·‖f_i − v_i‖²; 0 leaves it out.
     public var proximalWeight = 0.0
+    /// Batch-norm statistics over the global batch of all ranks of a data-parallel run
+    /// instead of each rank's slice; a single process is unaffected.
+    public var synchronizeBatchNorm = false
 
     public static let defaults = TrainingConfiguration()
 
@@ -150,6 +153,8 @@ extension TrainingConfiguration {
             ?? normalizationMode
         normalizationRate = try container.decodeIfPresent(Double.self, forKey: .normalizationRate) ?? normalizationRate
         proximalWeight = try container.decodeIfPresent(Double.self, forKey: .proximalWeight) ?? proximalWeight
+        synchronizeBatchNorm = try container.decodeIfPresent(Bool.self, forKey: .synchronizeBatchNorm)
+            ?? synchronizeBatchNorm
     }
 }
 

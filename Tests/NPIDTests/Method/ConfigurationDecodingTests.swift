@@ -39,6 +39,7 @@ import Torch
         configuration.temperature = 0.07 * 3
         // Only decoded, never validated, so the moving-average Z may sit beside softmax-CE.
         configuration.loss = .softmaxCrossEntropy
+        configuration.synchronizeBatchNorm = true
         return configuration
     }
 

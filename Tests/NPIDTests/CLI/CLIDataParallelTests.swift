@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+@testable import NPID
+
+/// `npid train --nproc 2` with a worker killed mid-run: the surviving rank and the launcher
+/// exit 1 within --dist-timeout naming the lost rank, and --resume continues the run with a
+/// different number of ranks.
+@Suite struct CLIDataParallelTests {
+    /// Batches of 2 per rank give 6 global steps per epoch on the 24 training images; the
+    /// epochs are many so that the run is still training when the kill lands.
+    static let flags = ["--width", "16", "--low-dim", "16", "-b", "2", "--nce-k", "16", "--knn-k", "5",
+                        "--seed", "5", "--workers", "0", "--threads", "1", "--epochs", "50"]
+    static let timeout = 20.0
+
+    @Test func killedRankStopsRunAndResumes() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory, "--nproc", "2",
+                                      "--dist-timeout", String(Int(Self.timeout))] + Self.flags,
+                                     in: scratch.path)
+        let started = try await process.waitForStderr(containing: "started rank 1 of 2 (pid ")
+        try #require(started, "rank 1 did not start; stderr: \(process.stderr)")
+        let line = try #require(process.stderr.split(separator: "\n").first { $0.contains("started rank 1 of 2") })
+        let pid = try #require(Int32(line.split(separator: "pid ").last!.dropLast()))
+        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
+        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+
+        kill(pid, SIGKILL)
+        let killedAt = Date()
+        let stopped = try await process.finish()
+        let seconds = Date().timeIntervalSince(killedAt)
+
+        #expect(!stopped.timedOut)
+        #expect(stopped.status == 1, "stderr: \(stopped.stderr)")
+        #expect(seconds < Self.timeout, "the run took \(seconds) s to stop after the kill")
+        let survivor = stopped.errorLines.first { $0.hasPrefix(CLI.errorPrefix + "rank 0: rank 1 stopped responding during ") }
+        #expect(survivor != nil, "stderr: \(stopped.stderr)")
+        #expect(survivor?.hasSuffix("continue from the last checkpoint with: npid train --data \(dataset.root) --resume \(runDirectory) --nproc 2 --threads 1 --workers 0 --dist-timeout 20") == true,
+                "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: rank 1 was lost: it was killed by signal 9 (pid \(pid))") },
+                "stderr: \(stopped.stderr)")
+
+        // The run continues from its last epoch-end checkpoint, here on one process.
+        let saved = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
+        #expect(saved.worldSize == 2)
+        #expect(saved.epochsDone >= 1)
+        let epochs = saved.epochsDone + 1
+        let resumed = try await CLI.run(["train", "--data", dataset.root, "--resume", runDirectory, "--epochs", String(epochs),
+                                         "--workers", "0", "--threads", "1"], in: scratch.path)
+        resumed.expectSuccess()
+        #expect(resumed.stderrLines.contains("resuming \(runDirectory) after epoch \(saved.epochsDone) of \(epochs)"),
+                "stderr: \(resumed.stderr)")
+        let final = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
+        #expect(final.epochsDone == epochs)
+        #expect(final.worldSize == 1)
+        #expect(final.stepsDone == saved.stepsDone + 12, "one epoch alone takes 24 / 2 = 12 steps")
+    }
+}

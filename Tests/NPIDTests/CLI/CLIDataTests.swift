@@ -328,6 +328,6 @@ import Testing
 
         let result = try await CLI.run(["bench", "--data", scratch.path], in: scratch.path)
 
-        result.expectRejected(status: 2, message: "npid bench needs exactly one mode, one of --loader, --knn; run npid bench --help for the options")
+        result.expectRejected(status: 2, message: "npid bench needs exactly one mode, one of --loader, --train, --eval, --knn; run npid bench --help for the options")
     }
 }

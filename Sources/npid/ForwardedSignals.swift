@@ -2,7 +2,6 @@ import Foundation
 import Synchronization
 
 /// Mask of the signals the launcher has received and not yet passed on, bit n for signal n.
-/// Written by the signal handler, so it has to be a lock-free atomic.
 private let pendingSignals = Atomic<UInt64>(0)
 
 /// SIGINT and SIGTERM handling for the `npid train --nproc` launcher: the launcher keeps
@@ -10,23 +9,26 @@ private let pendingSignals = Atomic<UInt64>(0)
 enum ForwardedSignals {
     static let handled: [Int32] = [SIGINT, SIGTERM]
 
-    /// Replaces the default action of SIGINT and SIGTERM with a handler that marks the signal
-    /// pending.
+    /// Kept alive for the life of the process; a released source stops delivering.
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    /// Replaces the default action of SIGINT and SIGTERM with marking the signal pending.
     ///
     /// Every signal has to go through the launcher, a terminal's Ctrl-C included, because
     /// Foundation's `Process` (swift-corelibs-foundation, Swift 6.3) starts each worker in a
-    /// process group of its own, outside the terminal's foreground group.
+    /// process group of its own, outside the terminal's foreground group. A dispatch source,
+    /// unlike a sigaction handler, also receives a signal that the launcher's parent left
+    /// blocked in the inherited signal mask.
     static func install() {
-        // The global's lazy initialisation must not first run inside the handler.
-        _ = pendingSignals.load(ordering: .relaxed)
         for number in handled {
-            var action = sigaction()
-            action.__sigaction_handler.sa_sigaction = { number, _, _ in
+            // The default action would end the process before the source's handler runs.
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
                 pendingSignals.bitwiseOr(UInt64(1) << UInt64(number), ordering: .relaxed)
             }
-            action.sa_flags = SA_SIGINFO | SA_RESTART
-            sigemptyset(&action.sa_mask)
-            sigaction(number, &action, nil)
+            source.resume()
+            sources.append(source)
         }
     }
 

@@ -76,19 +76,9 @@ struct Launcher {
             }
         }
 
-        // Ctrl-C reaches the workers directly, as they share the terminal's process group;
-        // SIGTERM sent to the launcher alone is passed on, so each worker saves a checkpoint.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        // The watch loop passes SIGINT and SIGTERM on to the workers, so each saves a checkpoint.
         var workers: [Process] = []
-        let termination = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        termination.setEventHandler {
-            for worker in workers where worker.isRunning {
-                kill(worker.processIdentifier, SIGTERM)
-            }
-        }
-        termination.resume()
-
+        ForwardedSignals.install()
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         for localRank in 0..<processCount {
             let rank = nodeRank * processCount + localRank
@@ -120,6 +110,11 @@ struct Launcher {
         var failure: (rank: Int, description: String, status: Int32)?
         var deadline: Date?
         while workers.contains(where: \.isRunning) {
+            for number in ForwardedSignals.takePending() {
+                for worker in workers where worker.isRunning {
+                    kill(worker.processIdentifier, number)
+                }
+            }
             if failure == nil {
                 for (offset, worker) in workers.enumerated() where !worker.isRunning && !Self.succeeded(worker) {
                     failure = (firstRank + offset, Self.describe(worker), worker.terminationStatus)

@@ -20,7 +20,7 @@ enum TrainBench {
         OptionSpec("--limit-per-class", value: "N", help: "use the first N training images of each class (default all)"),
         OptionSpec("--seed", value: "S", help: "seed of the weights, bank, noise and data order (default \(defaults.seed))"),
     ] + networkRuntimeSpecs + [
-        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network (default: bf16 on cuda, fp32 on cpu)"),
+        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network (default: bf16 on cuda and on CPUs with bfloat16 units, else fp32)"),
     ]
 
     static let trainSpecs: [OptionSpec] = DataOptions.specs + networkSpecs + [

@@ -33,7 +33,7 @@ enum TrainCommand {
         OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
         OptionSpec("--workers", value: "N", help: "loader threads preparing batches ahead (default: 1 on cpu, one per core but one on cuda)"),
         OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last"),
-        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda, fp32 on cpu)"),
+        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda and on CPUs with bfloat16 units (AVX-512 BF16 or AMX), else fp32)"),
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
         OptionSpec("--keep-checkpoints", value: "N", help: "checkpoints kept in the run folder; checkpoint.safetensors always names the newest (default \(RuntimeOptions().keepCheckpoints))"),
         OptionSpec("--bench-steps", value: "N", help: "only time N training steps (after 2 warm-up steps), print images/s as JSON and exit"),

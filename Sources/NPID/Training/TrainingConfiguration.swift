@@ -106,15 +106,15 @@ public struct RuntimeOptions: Sendable {
     /// Also measure the untrained network's kNN accuracy before training.
     public var evaluateUntrained = false
     /// Arithmetic of the network's forward and backward pass; nil picks the device's
-    /// default (bfloat16 autocast on CUDA, float32 on CPU). The loss, Z and the memory
-    /// bank are float32 (Z float64) whatever this setting is.
+    /// default (bfloat16 autocast on CUDA and on CPUs with bfloat16 units, else float32).
+    /// The loss, Z and the memory bank are float32 (Z float64) whatever this setting is.
     public var precision: Precision?
 
     /// The precision in effect on `device`.
     public var effectivePrecision: Precision {
         if let precision { return precision }
         if case .cuda = device { return .bfloat16 }
-        return .float32
+        return Torch.cpuHasBFloat16Units ? .bfloat16 : .float32
     }
     /// Checkpoints kept in the run folder, newest first (see `CheckpointFiles`).
     public var keepCheckpoints = 2

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NPID
+import Torch
 
 /// `npid bench --train` (loader and synthetic batches) and `npid bench --eval` on tiny runs.
 @Suite struct CLIBenchTests {
@@ -26,7 +27,8 @@ import Testing
         #expect(object["nce_k"] as? Int == 16)
         #expect(object["steps"] as? Int == 2)
         #expect(object["width"] as? Int == 8)
-        #expect(object["precision"] as? String == "fp32")
+        // The default: bfloat16 where the CPU has bfloat16 units, else float32.
+        #expect(object["precision"] as? String == (Torch.cpuHasBFloat16Units ? "bf16" : "fp32"))
         #expect(object["threads"] as? Int == 1)
         let rate = try #require(object["images_per_s"] as? Double)
         let stepMilliseconds = try #require(object["step_ms"] as? Double)

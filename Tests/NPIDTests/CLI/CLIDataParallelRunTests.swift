@@ -18,9 +18,10 @@ import Testing
 
         // --sync-bn on one process changes nothing, because its batch norm already normalises
         // over the whole batch; it is passed so that both runs record the same configuration.
-        // NOTE: with channels-last (the CPU default) the two runs drift apart: after these 3
-        // steps the banks differed by 0.027 and the losses by 0.45%. One process alone, after 2
-        // steps of batch 12, already ends with early-layer momentum 40% away from its NCHW run.
+        // NCHW, because channels-last convolutions sum in another order, and the NCE gradient at
+        // initialisation amplifies that: one step of the reference PyTorch 2.11 model on 10
+        // images gives gradients 1-2% apart between the two layouts. With channels-last the pair
+        // drifted to 0.027 in the bank and 0.45% in the loss after these 3 steps.
         let flags = ["--sync-bn", "--epochs", "1", "--no-channels-last"] + Self.modelFlags
         let pair = try await CLI.run(["train", "--data", dataset.root, "--run-dir", pairDirectory, "--nproc", "2",
                                       "-b", "4"] + flags, in: scratch.path)

@@ -33,11 +33,14 @@ enum TinyRun {
         return configuration
     }
 
-    /// CPU, NCHW, batches built on the calling thread.
+    /// CPU, NCHW, float32, batches built on the calling thread. The precision is fixed
+    /// because the tests compare the network's output with float32 computations, and the
+    /// default would be bfloat16 on CPUs with bfloat16 units.
     static var runtime: RuntimeOptions {
         var runtime = RuntimeOptions()
         runtime.workers = 0
         runtime.channelsLast = false
+        runtime.precision = .float32
         return runtime
     }
 

@@ -19,9 +19,7 @@ enum TrainBench {
         OptionSpec("--stem", value: "NAME", help: "cifar or imagenet (default: as npid train chooses)"),
         OptionSpec("--limit-per-class", value: "N", help: "use the first N training images of each class (default all)"),
         OptionSpec("--seed", value: "S", help: "seed of the weights, bank, noise and data order (default \(defaults.seed))"),
-    ] + networkRuntimeSpecs + [
-        OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network (default: bf16 on cuda and on CPUs with bfloat16 units, else fp32)"),
-    ]
+    ] + networkRuntimeSpecs
 
     static let trainSpecs: [OptionSpec] = DataOptions.specs + networkSpecs + [
         OptionSpec("-b", "--batch-size", value: "B", help: "images per step (default \(defaults.batchSize))"),

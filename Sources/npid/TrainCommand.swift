@@ -347,6 +347,7 @@ let networkRuntimeSpecs: [OptionSpec] = [
     OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
     OptionSpec("--workers", value: "N", help: "loader threads (default: 1 on cpu, one per core but one on cuda)"),
     OptionSpec("--no-channels-last", help: "keep NCHW memory layout"),
+    OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; features are fp32 (default: bf16 on cuda and on CPUs with bfloat16 units, else fp32)"),
 ]
 
 /// Device, threads and workers shared by the subcommands that run a network.

@@ -14,17 +14,29 @@ public enum FeatureLayer: String, Sendable, CaseIterable {
 ///
 /// Rows are placed by each batch's dataset indices, so the result is in dataset order
 /// whatever order the loader yields. With `layer: .pooled` the rows are [N, C] instead.
+/// With `precision: .bfloat16` the network runs under bfloat16 autocast, as in training,
+/// and the rows are float32 (embeddings renormalised to unit length in float32).
 public func extractFeatures(model: ResNet, loader: BatchLoader, count: Int, device: Device,
-                            channelsLast: Bool, layer: FeatureLayer = .embedding) throws -> Tensor {
+                            channelsLast: Bool, layer: FeatureLayer = .embedding,
+                            precision: Precision = .float32) throws -> Tensor {
     let width = layer == .embedding ? model.configuration.featureDimension : model.pooledDimension
     let features = try Tensor.zeros([count, width], device: device)
+    func forward(_ images: Tensor) throws -> Tensor {
+        layer == .embedding ? try model(images, training: false) : try model.pooledFeatures(images, training: false)
+    }
     try withNoGrad {
         let batches = loader.epoch(0)
         while let batch = try batches.nextBatch() {
             let images = try batch.imageTensor(device: device, channelsLast: channelsLast)
-            let output = layer == .embedding
-                ? try model(images, training: false)
-                : try model.pooledFeatures(images, training: false)
+            var output: Tensor
+            if precision == .bfloat16 {
+                output = try withAutocast(device: device, dtype: .bfloat16) { try forward(images) }.to(dtype: .float32)
+                if layer == .embedding {
+                    output = try output.l2Normalized(dim: 1)
+                }
+            } else {
+                output = try forward(images)
+            }
             let rows = try Tensor(batch.indices.map(Int64.init)).to(device: device)
             try features.indexCopy(dim: 0, index: rows, source: output)
         }
@@ -41,5 +53,6 @@ public func plainFeatures(model: ResNet, store: ImageStore, imageSize: Int, runt
                              batchSize: 256, shuffle: false, seed: 0, workers: runtime.workers,
                              layout: runtime.channelsLast ? .nhwc : .nchw)
     return try extractFeatures(model: model, loader: loader, count: store.count, device: runtime.device,
-                               channelsLast: runtime.channelsLast, layer: layer)
+                               channelsLast: runtime.channelsLast, layer: layer,
+                               precision: runtime.effectivePrecision)
 }

@@ -327,13 +327,15 @@ public final class Trainer {
         let testLoader = BatchLoader(store: data.test, transform: .plain(plain), batchSize: 256, shuffle: false,
                                      seed: configuration.seed, workers: runtime.workers, layout: layout)
         let queries = try extractFeatures(model: model, loader: testLoader, count: data.test.count,
-                                          device: runtime.device, channelsLast: runtime.channelsLast)
+                                          device: runtime.device, channelsLast: runtime.channelsLast,
+                                          precision: runtime.effectivePrecision)
         var reference = bank.features
         if recompute {
             let trainLoader = BatchLoader(store: data.train, transform: .plain(plain), batchSize: 256, shuffle: false,
                                           seed: configuration.seed, workers: runtime.workers, layout: layout)
             reference = try extractFeatures(model: model, loader: trainLoader, count: data.train.count,
-                                            device: runtime.device, channelsLast: runtime.channelsLast)
+                                            device: runtime.device, channelsLast: runtime.channelsLast,
+                                          precision: runtime.effectivePrecision)
         }
         return (queries, reference)
     }

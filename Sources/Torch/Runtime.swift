@@ -68,7 +68,8 @@ public enum Torch {
 
     /// True when the CPU multiplies bfloat16 in hardware (the avx512_bf16 or amx_bf16 flag
     /// in /proc/cpuinfo), where oneDNN runs bfloat16 convolutions faster than float32.
-    /// Elsewhere bfloat16 is converted in software and is slower. False off Linux.
+    /// Without those units float32 stays the default, because bfloat16 was only measured
+    /// faster on CPUs that have them. False off Linux.
     public static let cpuHasBFloat16Units: Bool = {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {

@@ -140,7 +140,9 @@ struct Launcher {
             // A usage error or a requested stop: the worker has said why.
             return failure.status
         }
-        Console.log("npid: rank \(failure.rank) was lost: it \(failure.description); the other ranks were stopped. Continue the run from its last checkpoint with: \(resumeHint)")
+        // A rank that exits with 1 has printed its own error, often about another rank that hung.
+        let outcome = worker.terminationReason == .uncaughtSignal ? "was lost" : "failed (its error is above)"
+        Console.log("npid: rank \(failure.rank) \(outcome): it \(failure.description); the other ranks were stopped. Continue the run from its last checkpoint with: \(resumeHint)")
         return 1
     }
 

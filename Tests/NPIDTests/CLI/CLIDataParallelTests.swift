@@ -58,4 +58,39 @@ import Testing
         #expect(final.worldSize == 1)
         #expect(final.stepsDone == saved.stepsDone + 12, "one epoch alone takes 24 / 2 = 12 steps")
     }
+
+    /// A rank that stops answering (SIGSTOP, as a hung machine would) makes rank 0 time out
+    /// and name it; the launcher then ends the stopped worker.
+    @Test func hungRankTimesOut() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let timeout = 5.0
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run", "--nproc", "2",
+                                      "--dist-timeout", String(Int(timeout))] + Self.flags,
+                                     in: scratch.path)
+        let started = try await process.waitForStderr(containing: "started rank 1 of 2 (pid ")
+        try #require(started, "rank 1 did not start; stderr: \(process.stderr)")
+        let line = try #require(process.stderr.split(separator: "\n").first { $0.contains("started rank 1 of 2") })
+        let pid = try #require(Int32(line.split(separator: "pid ").last!.dropLast()))
+        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
+        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+
+        kill(pid, SIGSTOP)
+        let stoppedAt = Date()
+        let stopped = try await process.finish()
+        let seconds = Date().timeIntervalSince(stoppedAt)
+        kill(pid, SIGKILL)
+
+        #expect(!stopped.timedOut)
+        #expect(stopped.status == 1, "stderr: \(stopped.stderr)")
+        // Rank 0 fails after one collective timeout and a short check of which ranks answer;
+        // the launcher kills the stopped rank 10 s after that.
+        #expect(seconds < 2 * timeout + 15, "the run took \(seconds) s to stop after rank 1 hung")
+        let survivor = stopped.errorLines.first { $0.hasPrefix(CLI.errorPrefix + "rank 0: rank 1 stopped responding during ") }
+        #expect(survivor != nil, "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: rank 0 failed (its error is above): it exited with status 1") },
+                "stderr: \(stopped.stderr)")
+    }
 }

@@ -46,9 +46,15 @@ enum TrainBench {
         if !synthetic && options.has("--bank") {
             throw UsageError("--bank sets the memory-bank rows of --synthetic; add --synthetic or drop --bank")
         }
-        let setup = try prepare(options, synthetic: synthetic, syntheticRows: KNNBench.positive(options, "--bank", default: defaultSyntheticRows))
+        let syntheticRows = try KNNBench.positive(options, "--bank", default: defaultSyntheticRows)
+        let batchSize = try options.int("--batch-size") ?? defaults.batchSize
+        if synthetic && syntheticRows < batchSize {
+            // A synthetic batch takes distinct bank rows, so it could not be full.
+            throw UsageError("--bank \(syntheticRows) is smaller than the batch of \(batchSize) images; raise --bank to at least \(batchSize) or lower -b")
+        }
+        let setup = try prepare(options, synthetic: synthetic, syntheticRows: syntheticRows)
 
-        let rate = synthetic
+        let measured = synthetic
             ? try setup.trainer.measureSyntheticThroughput(steps: steps)
             : try setup.trainer.measureThroughput(steps: steps)
         let configuration = setup.trainer.configuration
@@ -59,8 +65,9 @@ enum TrainBench {
             ("nce_k", "\(configuration.negativeCount)"),
             ("loss", "\"\(configuration.loss.rawValue)\""),
             ("steps", "\(steps)"),
-            ("images_per_s", String(format: "%.2f", rate)),
-            ("step_ms", String(format: "%.1f", 1000 * Double(configuration.batchSize) / rate)),
+            ("images", "\(measured.images)"),
+            ("images_per_s", String(format: "%.2f", measured.imagesPerSecond)),
+            ("step_ms", String(format: "%.1f", measured.millisecondsPerStep)),
         ]
         output(fields + (try memoryFields(setup.trainer.runtime.device)))
     }

@@ -136,7 +136,7 @@ enum TrainCommand {
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
                                   runDirectory: runDirectory, resume: resume, distributed: distributed)
         if let steps = benchSteps {
-            let rate = try trainer.measureThroughput(steps: steps)
+            let rate = try trainer.measureThroughput(steps: steps).imagesPerSecond
             Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "precision": "%@", "threads": %d}"#,
                                   rate, steps, configuration.batchSize, runtime.device.description,
                                   runtime.effectivePrecision.rawValue, Torch.threadCount))

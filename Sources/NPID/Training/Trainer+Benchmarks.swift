@@ -2,25 +2,29 @@ import Foundation
 import Torch
 
 extension Trainer {
-    /// Training images per second of the network, loss, optimizer and memory bank alone:
+    /// Times `steps` training steps of the network, loss, optimizer and memory bank alone:
     /// every step takes one of a few prepared batches of random pixels, so neither image
     /// decoding nor augmentation is timed. The copy of the batch into a tensor (and to the
     /// GPU) is timed, because a real step pays for it too. Changes the model and the bank,
     /// and writes nothing.
-    public func measureSyntheticThroughput(steps: Int, warmup: Int = 2) throws -> Double {
+    public func measureSyntheticThroughput(steps: Int, warmup: Int = 2) throws -> Throughput {
         let batches = syntheticBatches(count: 4)
         let parameters = model.parameters
+        var images = 0
         var start = Date()
         for done in 0..<(warmup + steps) {
             if done == warmup {
                 try Torch.synchronize(runtime.device)
                 start = Date()
             }
-            _ = try trainStep(batches[done % batches.count], learningRate: configuration.learningRate,
-                              parameters: parameters)
+            let batch = batches[done % batches.count]
+            _ = try trainStep(batch, learningRate: configuration.learningRate, parameters: parameters)
+            if done >= warmup {
+                images += batch.count
+            }
         }
         try Torch.synchronize(runtime.device)
-        return Double(steps * configuration.batchSize) / Date().timeIntervalSince(start)
+        return Throughput(steps: steps, images: images, seconds: Date().timeIntervalSince(start))
     }
 
     /// Full batches of uniform random pixels with distinct dataset indices, so that each
@@ -37,6 +41,18 @@ extension Trainer {
             return Batch(pixels: pixels, indices: indices, labels: labels, imageSize: size, layout: layout)
         }
     }
+}
+
+/// Timed training steps: how many, the images they took and the seconds they ran.
+public struct Throughput: Sendable {
+    public var steps: Int
+    /// Images in the timed steps, which is less than steps times the batch size when a batch
+    /// is short (the end of an epoch, or a batch larger than the training split).
+    public var images: Int
+    public var seconds: Double
+
+    public var imagesPerSecond: Double { Double(images) / seconds }
+    public var millisecondsPerStep: Double { 1000 * seconds / Double(steps) }
 }
 
 /// The time of one weighted-kNN evaluation, in its two parts.

@@ -276,10 +276,10 @@ public final class Trainer {
         return try reduced.to(dtype: .float32).l2Normalized(dim: 1)
     }
 
-    /// Training images per second over `steps` steps, after `warmup` steps that let
+    /// Times `steps` training steps with the loader, after `warmup` steps that let
     /// oneDNN/cuDNN pick and cache their kernels. Changes the model and the bank, and
     /// writes nothing.
-    public func measureThroughput(steps: Int, warmup: Int = 2) throws -> Double {
+    public func measureThroughput(steps: Int, warmup: Int = 2) throws -> Throughput {
         let loader = BatchLoader(store: data.train,
                                  transform: .train(TrainAugmentation(outputSize: configuration.imageSize)),
                                  batchSize: configuration.batchSize, shuffle: true, seed: configuration.seed,
@@ -307,7 +307,7 @@ public final class Trainer {
             epoch += 1
         }
         try Torch.synchronize(runtime.device)
-        return Double(images) / Date().timeIntervalSince(start)
+        return Throughput(steps: steps, images: images, seconds: Date().timeIntervalSince(start))
     }
 
     /// Weighted kNN of the test split against the memory bank, or against training

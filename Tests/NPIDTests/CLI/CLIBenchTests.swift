@@ -58,6 +58,38 @@ import Torch
         #expect((object["images_per_s"] as? Double).map { $0 > 0 } == true)
     }
 
+    @Test func trainStepTimeCountsShortBatches() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let batchSize = dataset.trainCount + 16
+
+        let result = try await CLI.run(["bench", "--train", "--data", dataset.root, "--steps", "2", "--width", "16",
+                                        "--low-dim", "16", "-b", String(batchSize), "--nce-k", "16", "--threads", "1",
+                                        "--workers", "0"], in: scratch.path)
+
+        result.expectSuccess()
+        let object = try Self.jsonObject(result)
+        #expect(object["batch_size"] as? Int == batchSize)
+        // The batch is larger than the training split, so every step takes the whole split once.
+        #expect(object["images"] as? Int == 2 * dataset.trainCount, "stdout: \(result.stdout)")
+        let rate = try #require(object["images_per_s"] as? Double)
+        let stepMilliseconds = try #require(object["step_ms"] as? Double)
+        let expected = 1000 * Double(dataset.trainCount) / rate
+        // Rounding as in trainSyntheticPrintsFigures, for a step of trainCount images.
+        let tolerance = 0.05 + expected * 0.005 / rate + 1e-9
+        #expect(abs(stepMilliseconds - expected) <= tolerance, "stdout: \(result.stdout)")
+    }
+
+    @Test func syntheticBankSmallerThanBatch() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--train", "--synthetic", "--bank", "4", "-b", "8"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--bank 4 is smaller than the batch of 8 images; raise --bank to at least 8 or lower -b")
+    }
+
     @Test func evalTimesBothParts() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()

@@ -33,9 +33,10 @@ import Torch
                                   data: TinyRun.data(trainCount: 10), runDirectory: folder.path)
         let before = try trainer.memoryBank.features.clone().toArray(of: Float.self)
 
-        let rate = try trainer.measureSyntheticThroughput(steps: 1, warmup: 0)
+        let measured = try trainer.measureSyntheticThroughput(steps: 1, warmup: 0)
 
-        #expect(rate > 0)
+        #expect(measured.images == 4)
+        #expect(measured.imagesPerSecond > 0)
         // One step of batch 4 moves exactly the 4 bank rows of the first synthetic batch.
         let after = try trainer.memoryBank.features.toArray(of: Float.self)
         let dimension = trainer.configuration.model.featureDimension

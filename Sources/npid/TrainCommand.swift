@@ -54,6 +54,8 @@ enum TrainCommand {
         let options = try ParsedOptions(arguments, specs: specs, command: "train")
         var configuration: TrainingConfiguration
         var resume: Checkpoint?
+        // Logged once the process knows whether it is rank 0, which alone reports for a run.
+        var resumeMessage: String?
         var runDirectory = options.string("--run-dir") ?? "runs/npid"
 
         if let resumeDirectory = options.string("--resume") {
@@ -75,7 +77,7 @@ enum TrainCommand {
             let place = checkpoint.stepInEpoch == 0
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
                 : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch)"
-            Console.log("resuming \(resumeDirectory) \(place)")
+            resumeMessage = "resuming \(resumeDirectory) \(place)"
         } else {
             configuration = defaults
             try apply(options, to: &configuration)
@@ -124,6 +126,9 @@ enum TrainCommand {
             runtime.device = .cuda(settings.localRank)
         }
         Console.quiet = !isLeader
+        if let resumeMessage {
+            Console.log(resumeMessage)
+        }
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
         let data = try DataOptions.load(dataRequest, limitPerClass: configuration.limitPerClass,

@@ -90,6 +90,9 @@ import Testing
         }
         let resumed = try await CLI.run(arguments, in: scratch.path)
         resumed.expectSuccess()
+        // Rank 0 alone reports for the run, so neither the launcher nor the other ranks repeat the position.
+        let resumeLines = resumed.stderrLines.filter { $0.hasPrefix("resuming \(runDirectory) ") }
+        #expect(resumeLines.count == 1, "stderr: \(resumed.stderr)")
         let final = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
         #expect(final.worldSize == ranks.resumed)
         #expect(final.epochsDone == epochs)

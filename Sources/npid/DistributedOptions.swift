@@ -30,6 +30,9 @@ enum DistributedOptions {
             throw UsageError("--world-size (or WORLD_SIZE) must be at least 1, got \(worldSize)")
         }
         guard worldSize > 1 else {
+            if let rank = try options.int("--rank"), rank != 0 {
+                throw UsageError("--rank \(rank) needs --world-size \(rank + 1) or more (or WORLD_SIZE); pass --world-size as well, or use --nproc to start the ranks")
+            }
             return nil
         }
         guard let rank = try integer(options, "--rank", environment, "RANK") else {

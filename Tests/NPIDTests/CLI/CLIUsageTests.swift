@@ -151,6 +151,8 @@ import Testing
         InvalidTrainFlag(flags: ["--threads", "0"], message: "--threads must be at least 1, got 0"),
         InvalidTrainFlag(flags: ["--workers", "-1"], message: "--workers must be 0 or more, got -1"),
         InvalidTrainFlag(flags: ["--keep-checkpoints", "0"], message: "--keep-checkpoints must be at least 1, got 0"),
+        InvalidTrainFlag(flags: ["--rank", "1"],
+                         message: "--rank 1 needs --world-size 2 or more (or WORLD_SIZE); pass --world-size as well, or use --nproc to start the ranks"),
     ]
 
     @Test(arguments: invalidTrainFlags)

@@ -19,7 +19,7 @@ commands:
   embed       features of every image of a folder, saved as safetensors
   search      training images most similar to any image files
   report      write a run folder's HTML report
-  bench       measure speed: --loader (the batch loader alone) or --knn (kNN on a synthetic bank)
+  bench       measure speed as JSON: --loader, --train, --eval or --knn (npid bench --help)
   version     print the versions of npid and libtorch
 
 Run npid <command> --help for the options of a command.

@@ -31,6 +31,10 @@ import Testing
         for command in ["train", "eval", "neighbors", "check-data", "bench", "version"] {
             #expect(result.stdoutLines.contains { $0.hasPrefix("  \(command) ") }, "missing command \(command)")
         }
+        let benchLine = result.stdoutLines.first { $0.hasPrefix("  bench ") } ?? ""
+        for mode in ["--loader", "--train", "--eval", "--knn"] {
+            #expect(benchLine.contains(mode), "the bench line does not name \(mode): \(benchLine)")
+        }
     }
 
     /// A subcommand, the first line of its help and the option labels the help must list.

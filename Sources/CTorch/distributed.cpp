@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <c10/util/Logging.h>
 
 #include <chrono>
 #include <string>
@@ -87,6 +88,18 @@ struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
     return fail("unknown C++ exception in c10d");                                       \
   }
 
+namespace {
+
+// Silences libtorch's own log lines while a rank joins: a failed connection is reported
+// as one error by the caller, and c10d would also print each retry with a C++ stack trace.
+struct QuietLogs {
+  int saved = FLAGS_caffe2_log_level;
+  QuietLogs() { FLAGS_caffe2_log_level = 3; }  // c10's FATAL: nothing below it is printed
+  ~QuietLogs() { FLAGS_caffe2_log_level = saved; }
+};
+
+}  // namespace
+
 extern "C" {
 
 int ct_store_create(const char *host, int port, int is_server, int64_t timeout_ms, ct_store **out) {
@@ -96,6 +109,7 @@ int ct_store_create(const char *host, int port, int is_server, int64_t timeout_m
     options.isServer = is_server != 0;
     options.waitWorkers = false;
     options.timeout = std::chrono::milliseconds(timeout_ms);
+    QuietLogs quiet;
     *out = new ct_store{c10::make_intrusive<c10d::TCPStore>(host, options)};
   })
 }
@@ -118,6 +132,7 @@ int ct_store_check(ct_store *store, const char *key, int *exists) {
 int ct_process_group_create(ct_store *store, int rank, int world_size, const char *host, int64_t timeout_ms,
                             ct_process_group **out) {
   CT_DIST_GUARD({
+    QuietLogs quiet;
     auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store->store, rank, world_size, options);

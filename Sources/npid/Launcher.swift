@@ -20,8 +20,11 @@ struct Launcher {
     let workerArguments: [String]
     /// The command that continues the run, shown after a failure.
     let resumeHint: String
+    /// Where the run's newest checkpoint appears, to tell whether --resume has anything to continue.
+    let checkpointPath: String
 
-    init(options: ParsedOptions, arguments: [String], environment: [String: String], resumeHint: String) throws {
+    init(options: ParsedOptions, arguments: [String], environment: [String: String], resumeHint: String,
+         checkpointPath: String) throws {
         processCount = try options.int("--nproc") ?? 1
         guard processCount >= 1 else {
             throw UsageError("--nproc must be at least 1, got \(processCount)")
@@ -43,6 +46,7 @@ struct Launcher {
         timeout = try DistributedOptions.timeout(options)
         workerArguments = Self.removingLauncherFlags(arguments)
         self.resumeHint = resumeHint
+        self.checkpointPath = checkpointPath
     }
 
     /// Returns `arguments` without --nproc, --nnodes and --node-rank and their values.
@@ -142,7 +146,10 @@ struct Launcher {
         }
         // A rank that exits with 1 has printed its own error, often about another rank that hung.
         let outcome = worker.terminationReason == .uncaughtSignal ? "was lost" : "failed (its error is above)"
-        Console.log("npid: rank \(failure.rank) \(outcome): it \(failure.description); the other ranks were stopped. Continue the run from its last checkpoint with: \(resumeHint)")
+        let next = FileManager.default.fileExists(atPath: checkpointPath)
+            ? "Continue the run from its last checkpoint with: \(resumeHint)"
+            : "No checkpoint was written, so start the run again once the cause is fixed."
+        Console.log("npid: rank \(failure.rank) \(outcome): it \(failure.description); the other ranks were stopped. \(next)")
         return 1
     }
 

@@ -110,7 +110,8 @@ enum TrainCommand {
                 throw UsageError("--bench-steps measures one process; drop --nproc")
             }
             let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
-                                        resumeHint: resumeCommand(options, runDirectory: runDirectory))
+                                        resumeHint: resumeCommand(options, runDirectory: runDirectory),
+                                        checkpointPath: runDirectory + "/" + Checkpoint.fileName)
             try launcher.run()
         }
         let distributedSettings = try DistributedOptions.rankSettings(options, environment: environment)

@@ -123,11 +123,16 @@ import Torch
         let bank = try await CLI.run(["bench", "--train", "--data", dataset.root, "--bank", "10"], in: scratch.path)
         let steps = try await CLI.run(["bench", "--train", "--synthetic", "--steps", "0"], in: scratch.path)
         let noData = try await CLI.run(["bench", "--train"], in: scratch.path)
+        // 10^12 rows of 128 floats are 512 TB, beyond any machine's memory.
+        let hugeBank = try await CLI.run(["bench", "--train", "--synthetic", "--bank", "1000000000000"], in: scratch.path)
 
         both.expectRejected(status: 2, message: "--synthetic replaces --data with random pixels; drop one of them")
         bank.expectRejected(status: 2, message: "--bank sets the memory-bank rows of --synthetic; add --synthetic or drop --bank")
         steps.expectRejected(status: 2, message: "--steps must be at least 1, got 0")
         #expect(noData.status == 2, "stderr: \(noData.stderr)")
         #expect(noData.stderr.contains("--data"), "stderr: \(noData.stderr)")
+        #expect(hugeBank.status == 2, "stderr: \(hugeBank.stderr)")
+        #expect(hugeBank.stderr.contains("--bank 1000000000000 needs 512000.0 GB for the memory bank alone"),
+                "stderr: \(hugeBank.stderr)")
     }
 }

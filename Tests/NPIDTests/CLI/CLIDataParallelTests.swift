@@ -93,4 +93,42 @@ import Testing
         #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: rank 0 failed (its error is above): it exited with status 1") },
                 "stderr: \(stopped.stderr)")
     }
+
+    /// A rank whose peers never start fails after --dist-timeout with one line of its own, no
+    /// C++ stack traces from libtorch, and no advice to resume a run that has no checkpoint.
+    @Test func loneRankFailsQuietly() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let port = try #require(Self.unusedPort())
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run", "--nproc", "1",
+                                        "--nnodes", "2", "--node-rank", "1", "--master-port", String(port),
+                                        "--dist-timeout", "2"] + Self.flags, in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines.contains { $0.hasPrefix(CLI.errorPrefix + "rank 1 could not join the 2 ranks at 127.0.0.1:\(port) within --dist-timeout 2 s") },
+                "stderr: \(result.stderr)")
+        #expect(!result.stderr.contains("frame #"), "stderr: \(result.stderr)")
+        #expect(result.stderrLines.contains { $0.hasSuffix("No checkpoint was written, so start the run again once the cause is fixed.") },
+                "stderr: \(result.stderr)")
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+    static func unusedPort() -> Int? {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return nil }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0
+            }
+        }
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+    }
 }

@@ -108,9 +108,13 @@ int ct_store_create(const char *host, int port, int is_server, int64_t timeout_m
     options.port = static_cast<uint16_t>(port);
     options.isServer = is_server != 0;
     options.waitWorkers = false;
-    options.timeout = std::chrono::milliseconds(timeout_ms);
+    // A client's connection is retried once after a first timeout, so it would take twice
+    // the limit to give up; connect with half of it, then use the whole limit for waits.
+    options.timeout = std::chrono::milliseconds(is_server != 0 ? timeout_ms : std::max<int64_t>(timeout_ms / 2, 1));
     QuietLogs quiet;
-    *out = new ct_store{c10::make_intrusive<c10d::TCPStore>(host, options)};
+    auto store = c10::make_intrusive<c10d::TCPStore>(host, options);
+    store->setTimeout(std::chrono::milliseconds(timeout_ms));
+    *out = new ct_store{std::move(store)};
   })
 }
 

@@ -27,10 +27,13 @@ final class StopSignals: @unchecked Sendable {
     /// Replaces the default action of SIGINT and SIGTERM with this handling.
     static func install(runDirectory: String) -> StopSignals {
         let signals = StopSignals(runDirectory: runDirectory)
+        // One serial queue: on a concurrent one, the second signal's handler could exit the
+        // process before the first one's message was written.
+        let queue = DispatchQueue(label: "npid.stop-signals")
         for number in handled {
             // The default action would end the process before the handler runs.
             signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [signals] in
                 signals.received(number, count: Int(source.data))
             }

@@ -69,7 +69,7 @@ enum DistributedOptions {
         return port
     }
 
-    /// The flag's value, else the environment variable's, else nil.
+    /// Returns the flag's value, else the environment variable's, else nil.
     static func integer(_ options: ParsedOptions, _ flag: String, _ environment: [String: String],
                         _ variable: String) throws -> Int? {
         if let value = try options.int(flag) {

@@ -20,7 +20,7 @@ struct Launcher {
     let workerArguments: [String]
     /// The command that continues the run, shown after a failure.
     let resumeHint: String
-    /// Where the run's newest checkpoint appears, to tell whether --resume has anything to continue.
+    /// Path of the run's newest checkpoint, checked to tell whether --resume has anything to continue.
     let checkpointPath: String
 
     init(options: ParsedOptions, arguments: [String], environment: [String: String], resumeHint: String,
@@ -141,7 +141,7 @@ struct Launcher {
         }
         let worker = workers[failure.rank - firstRank]
         if worker.terminationReason == .exit && (failure.status == 2 || failure.status == 130 || failure.status == 143) {
-            // A usage error or a requested stop: the worker has said why.
+            // A usage error or a requested stop: the worker has printed the reason.
             return failure.status
         }
         // A rank that exits with 1 has printed its own error, often about another rank that hung.

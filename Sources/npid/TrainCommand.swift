@@ -54,7 +54,7 @@ enum TrainCommand {
         let options = try ParsedOptions(arguments, specs: specs, command: "train")
         var configuration: TrainingConfiguration
         var resume: Checkpoint?
-        // Logged once the process knows whether it is rank 0, which alone reports for a run.
+        // Logged once the process has its rank, because rank 0 alone reports for a run.
         var resumeMessage: String?
         var runDirectory = options.string("--run-dir") ?? "runs/npid"
 

@@ -71,16 +71,7 @@ extension Trainer {
 
         // Synchronised batch norm and NCE's Z run collectives inside forward and backward.
         let (features, value) = try run.perform("the forward and backward pass of \(place)") {
-            let features = try forward(images)
-            var value = try loss.loss(features: features, indices: indices, bank: bank)
-            if let proximal {
-                value = try value + proximal.penalty(features: features, indices: indices, bank: bank)
-            }
-            for parameter in parameters {
-                try parameter.clearGrad()
-            }
-            try value.backward()
-            return (features, value)
+            try lossAndGradients(images: images, indices: indices, parameters: parameters)
         }
 
         // The loss is a mean over this rank's slice and the slices are equal, so the mean of

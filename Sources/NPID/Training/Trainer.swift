@@ -249,6 +249,17 @@ public final class Trainer {
         let images = try batch.imageTensor(device: runtime.device, channelsLast: runtime.channelsLast)
         let indices = try batch.indexTensor(device: runtime.device)
 
+        let (features, value) = try lossAndGradients(images: images, indices: indices, parameters: parameters)
+        try sgdStep(parameters: parameters, momentumBuffers: &momentumBuffers, learningRate: learningRate,
+                    momentum: configuration.sgdMomentum, weightDecay: configuration.weightDecay)
+        // After backward: the softmax loss saved the bank for its gradient.
+        try bank.update(indices: indices, with: features)
+        return try value.item()
+    }
+
+    /// Runs the forward pass and the loss (with the proximal term when set), then backward
+    /// into freshly cleared gradients; returns the features and the loss.
+    func lossAndGradients(images: Tensor, indices: Tensor, parameters: [Tensor]) throws -> (features: Tensor, loss: Tensor) {
         let features = try forward(images)
         var value = try loss.loss(features: features, indices: indices, bank: bank)
         if let proximal {
@@ -258,11 +269,7 @@ public final class Trainer {
             try parameter.clearGrad()
         }
         try value.backward()
-        try sgdStep(parameters: parameters, momentumBuffers: &momentumBuffers, learningRate: learningRate,
-                    momentum: configuration.sgdMomentum, weightDecay: configuration.weightDecay)
-        // After backward: the softmax loss saved the bank for its gradient.
-        try bank.update(indices: indices, with: features)
-        return try value.item()
+        return (features, value)
     }
 
     /// Features [B, D] of a training batch in float32, unit length. Under bfloat16 autocast

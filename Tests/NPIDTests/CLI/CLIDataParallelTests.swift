@@ -18,15 +18,8 @@ import Testing
         defer { scratch.remove() }
         let runDirectory = scratch.path + "/run"
 
-        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory, "--nproc", "2",
-                                      "--dist-timeout", String(Int(Self.timeout))] + Self.flags,
-                                     in: scratch.path)
-        let started = try await process.waitForStderr(containing: "started rank 1 of 2 (pid ")
-        try #require(started, "rank 1 did not start; stderr: \(process.stderr)")
-        let line = try #require(process.stderr.split(separator: "\n").first { $0.contains("started rank 1 of 2") })
-        let pid = try #require(Int32(line.split(separator: "pid ").last!.dropLast()))
-        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
-        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+        let (process, pid) = try await Self.startTwoRanks(dataset: dataset, runDirectory: runDirectory,
+                                                          timeout: Self.timeout, in: scratch.path)
 
         kill(pid, SIGKILL)
         let killedAt = Date()
@@ -59,23 +52,16 @@ import Testing
         #expect(final.stepsDone == saved.stepsDone + 12, "one epoch alone takes 24 / 2 = 12 steps")
     }
 
-    /// A rank that stops answering (SIGSTOP, as a hung machine would) makes rank 0 time out
-    /// and name it; the launcher then ends the stopped worker.
+    /// A rank that stops responding (SIGSTOP, as on a hung machine) makes rank 0 time out
+    /// and name it. The launcher then ends the stopped worker.
     @Test func hungRankTimesOut() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let timeout = 5.0
 
-        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run", "--nproc", "2",
-                                      "--dist-timeout", String(Int(timeout))] + Self.flags,
-                                     in: scratch.path)
-        let started = try await process.waitForStderr(containing: "started rank 1 of 2 (pid ")
-        try #require(started, "rank 1 did not start; stderr: \(process.stderr)")
-        let line = try #require(process.stderr.split(separator: "\n").first { $0.contains("started rank 1 of 2") })
-        let pid = try #require(Int32(line.split(separator: "pid ").last!.dropLast()))
-        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
-        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+        let (process, pid) = try await Self.startTwoRanks(dataset: dataset, runDirectory: scratch.path + "/run",
+                                                          timeout: timeout, in: scratch.path)
 
         kill(pid, SIGSTOP)
         let stoppedAt = Date()
@@ -85,7 +71,7 @@ import Testing
 
         #expect(!stopped.timedOut)
         #expect(stopped.status == 1, "stderr: \(stopped.stderr)")
-        // Rank 0 fails after one collective timeout and a 3 s check of which ranks answer; the
+        // Rank 0 fails after one collective timeout and a 3 s check of which ranks respond. The
         // launcher kills the stopped rank timeout + 10 s after that. 10 s more for a loaded machine.
         #expect(seconds < timeout + 3 + (timeout + 10) + 10, "the run took \(seconds) s to stop after rank 1 hung")
         let survivor = stopped.errorLines.first { $0.hasPrefix(CLI.errorPrefix + "rank 0: rank 1 stopped responding during ") }
@@ -114,7 +100,7 @@ import Testing
                 "stderr: \(result.stderr)")
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+    /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
     static func unusedPort() -> Int? {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { return nil }
@@ -130,5 +116,21 @@ import Testing
             }
         }
         return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+    }
+
+    /// Starts a two-rank run and waits until its first epoch has ended; returns the launcher
+    /// process and the pid of rank 1.
+    static func startTwoRanks(dataset: CLIDataset, runDirectory: String, timeout: Double,
+                              in folder: String) async throws -> (CLIProcess, Int32) {
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory, "--nproc", "2",
+                                      "--dist-timeout", String(Int(timeout))] + flags,
+                                     in: folder)
+        let started = try await process.waitForStderr(containing: "started rank 1 of 2 (pid ")
+        try #require(started, "rank 1 did not start; stderr: \(process.stderr)")
+        let line = try #require(process.stderr.split(separator: "\n").first { $0.contains("started rank 1 of 2") })
+        let pid = try #require(Int32(line.split(separator: "pid ").last!.dropLast()))
+        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
+        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+        return (process, pid)
     }
 }

@@ -76,8 +76,9 @@ enum LinearCommand {
         let train = try classifier.accuracy(features: trainFeatures, labels: data.train.labels, classCount: classCount)
         let test = try classifier.accuracy(features: testFeatures, labels: data.test.labels, classCount: classCount)
 
-        Console.output(String(format: "linear top-1 %.2f%%  top-5 %.2f%%  (%@ features, %d epochs, %d test images; training top-1 %.2f%%)",
-                              test.top1, test.top5, layer.rawValue, probe.epochs, test.count, train.top1))
+        Console.output(String(format: "linear top-1 %.2f%%  top-5 %.2f%%  (%@ features, %d %@, %d test images; training top-1 %.2f%%)",
+                              test.top1, test.top5, layer.rawValue, probe.epochs, probe.epochs == 1 ? "epoch" : "epochs",
+                              test.count, train.top1))
         let width = max(data.classNames.map(\.count).max() ?? 5, 5)
         for (name, top1) in zip(data.classNames, test.perClassTop1) {
             let padded = name.padding(toLength: width, withPad: " ", startingAt: 0)

@@ -17,7 +17,9 @@ enum SearchCommand {
         summary: """
         For each query image (any JPEG or PNG file, of any size), prints the N most similar
         training images by cosine similarity of their features: rank, similarity, class and
-        path, then how many matches each class has. Example:
+        path, then how many matches each class has. A query inside a folder named after a
+        training class (test/cat/0001.jpg) also gets the number of matches of that class,
+        and a summary line follows when there are several such queries. Example:
           npid search --checkpoint runs/c10/checkpoint.safetensors --data cifar10-jpeg photo.jpg
         """,
         specs: specs)
@@ -55,6 +57,7 @@ enum SearchCommand {
         let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
                                           bankLabels: train.labels)
 
+        var sameClassCounts: [Int] = []
         for (path, row) in zip(queryPaths, rows) {
             Console.output(path)
             for (rank, (neighbor, label)) in zip(row.neighbors, row.neighborLabels).enumerated() {
@@ -62,12 +65,35 @@ enum SearchCommand {
                                       train.classNames[label], train.paths[neighbor.index]))
             }
             Console.output("  classes: " + classCounts(row.neighborLabels, names: train.classNames))
+            if let label = folderClass(of: path, names: train.classNames) {
+                let same = row.neighborLabels.filter { $0 == label }.count
+                sameClassCounts.append(same)
+                Console.output("  same class as the query's folder (\(train.classNames[label])): \(same) of \(row.neighbors.count)")
+            }
+        }
+        if sameClassCounts.count > 1 {
+            Console.output(sameClassSummary(sameClassCounts, top: rows.first?.neighbors.count ?? top))
         }
         if let outputPath {
             try PNGEncoder.write(RetrievalExamples.picture(rows, queryImage: { queries[$0.query] }, bank: train),
                                  to: outputPath)
             Console.output("picture: \(outputPath)")
         }
+    }
+
+    /// Returns the training class named by the query image's folder, as in a test split laid
+    /// out like the training split. Any other file gets nil.
+    static func folderClass(of path: String, names: [String]) -> Int? {
+        names.firstIndex(of: URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent)
+    }
+
+    /// Formats the mean count of matches that share the query folder's class, and how many
+    /// queries have such matches as a majority.
+    static func sameClassSummary(_ counts: [Int], top: Int) -> String {
+        let mean = Double(counts.reduce(0, +)) / Double(counts.count)
+        let majority = counts.filter { 2 * $0 > top }.count
+        return String(format: "%d queries in class folders: %.2f of %d matches share the class on average; %d (%.1f%%) have more than half",
+                      counts.count, mean, top, majority, 100 * Double(majority) / Double(counts.count))
     }
 
     /// Formats how many neighbours each class has, most first: "airplane 7, ship 2, bird 1".

@@ -109,7 +109,7 @@ import Testing
         search.expectSuccess()
         neighbors.expectSuccess()
         let lines = search.stdoutLines
-        try #require(lines.count == 6, "stdout: \(search.stdout)")
+        try #require(lines.count == 7, "stdout: \(search.stdout)")
         #expect(lines[0] == query)
         let expected = try #require(neighbors.stdoutLines.first.flatMap(Self.parseNeighborsLine))
         var classes: [String] = []
@@ -126,6 +126,43 @@ import Testing
         let expectedSummary = counts.sorted { $0.value != $1.value ? $0.value > $1.value : run.dataset.classNames.firstIndex(of: $0.key)! < run.dataset.classNames.firstIndex(of: $1.key)! }
             .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         #expect(lines[5] == "  classes: " + expectedSummary)
+        let queryClass = URL(fileURLWithPath: query).deletingLastPathComponent().lastPathComponent
+        #expect(lines[6] == "  same class as the query's folder (\(queryClass)): \(counts[queryClass] ?? 0) of 4")
+    }
+
+    @Test func searchSummarisesSameClassMatches() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let paths = try Self.testPaths(run)
+        let outside = scratch.path + "/query.jpg"
+        try FileManager.default.copyItem(atPath: paths[3], toPath: outside)
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        paths[1], outside, paths[8], "--top", "3", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        // Five lines per query (path, three matches, classes), a same-class line for two of them, the summary.
+        try #require(lines.count == 18, "stdout: \(result.stdout)")
+        // Only the two queries inside class folders are judged, so the copy outside gets no such line.
+        var sameCounts: [Int] = []
+        for start in [0, 11] {
+            let queryClass = URL(fileURLWithPath: lines[start]).deletingLastPathComponent().lastPathComponent
+            let same = lines[(start + 1)...(start + 3)].filter {
+                $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)[2] == queryClass
+            }.count
+            #expect(lines[start + 5] == "  same class as the query's folder (\(queryClass)): \(same) of 3")
+            sameCounts.append(same)
+        }
+        #expect(lines[6] == outside)
+        #expect(lines[10].hasPrefix("  classes: "))
+        let majority: Int = sameCounts.filter { $0 >= 2 }.count
+        let mean: Double = Double(sameCounts[0] + sameCounts[1]) / 2
+        let share: Double = 50 * Double(majority)
+        let summary = String(format: "2 queries in class folders: %.2f of 3 matches share the class on average; %d (%.1f%%) have more than half",
+                             mean, majority, share)
+        #expect(lines[17] == summary)
     }
 
     @Test func searchDrawsPicture() async throws {

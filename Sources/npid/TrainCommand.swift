@@ -127,8 +127,12 @@ enum TrainCommand {
             runtime.device = .cuda(settings.localRank)
         }
         Console.quiet = !isLeader
+
         if let resumeMessage {
             Console.log(resumeMessage)
+        }
+        if configuration.synchronizeBatchNorm, distributedSettings == nil {
+            Console.log("warning: --sync-bn does nothing in a run of one process; batch norm uses each step's own batch")
         }
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
@@ -137,6 +141,11 @@ enum TrainCommand {
         if resume == nil {
             chooseInputDefaults(&configuration, for: data, options: options)
         }
+
+        // Only the process that writes the run folder (a lone process, or rank 0) holds its lock.
+        // It is taken after the data loaded, so that bad data leaves no folder behind.
+        let folderLock = benchSteps == nil && isLeader ? try RunFolderLock(runDirectory: runDirectory) : nil
+        defer { withExtendedLifetime(folderLock) {} }
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,

@@ -312,6 +312,23 @@ import Testing
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 
+    @Test func lockedRunFolderIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataset = try await CLIRuns.twoEpochs.value.dataset
+        let runDirectory = scratch.path + "/run"
+        // This test process plays the other run: it holds the folder's lock while npid starts.
+        let lock = try RunFolderLock(runDirectory: runDirectory)
+
+        let result = try await train(data: dataset.root, runDirectory: runDirectory, in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines == [CLI.errorPrefix + "another npid train is writing to --run-dir \(runDirectory); wait for it to end, stop it, or choose another --run-dir"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory).isEmpty)
+        withExtendedLifetime(lock) {}
+    }
+
     @Test func resumeIntoOtherRunIsRejected() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

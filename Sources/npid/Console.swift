@@ -11,18 +11,25 @@ enum Console {
 
     static func output(_ line: String) {
         guard !quiet else { return }
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(line + "\n", to: .standardOutput)
     }
 
     static func log(_ line: String) {
         guard !quiet else { return }
         clearProgress()
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        write(line + "\n", to: .standardError)
     }
 
     static func error(_ message: String) {
         clearProgress()
-        FileHandle.standardError.write(Data(("npid: error: " + message + "\n").utf8))
+        write("npid: error: " + message + "\n", to: .standardError)
+    }
+
+    /// Writes `text`, or drops it when the stream is gone. After a terminal hangs up, writes
+    /// fail with EIO, and FileHandle's non-throwing `write(_:)` would end the process before
+    /// the run saved its checkpoint.
+    private static func write(_ text: String, to handle: FileHandle) {
+        try? handle.write(contentsOf: Data(text.utf8))
     }
 
     private nonisolated(unsafe) static var progressShown = false
@@ -34,13 +41,13 @@ enum Console {
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
-        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line()).utf8))
+        write("\r\u{1B}[2K" + line(), to: .standardError)
         progressShown = true
     }
 
     static func clearProgress() {
         guard progressShown else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        write("\r\u{1B}[2K", to: .standardError)
         progressShown = false
     }
 

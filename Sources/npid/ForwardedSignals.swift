@@ -4,15 +4,16 @@ import Synchronization
 /// Mask of the signals the launcher has received and not yet passed on, bit n for signal n.
 private let pendingSignals = Atomic<UInt64>(0)
 
-/// SIGINT and SIGTERM handling for the `npid train --nproc` launcher: the launcher keeps
-/// running and its watch loop sends each signal on to the workers.
+/// SIGINT, SIGTERM and SIGHUP handling for the `npid train --nproc` launcher: the launcher
+/// keeps running and its watch loop sends each signal on to the workers.
 enum ForwardedSignals {
-    static let handled: [Int32] = [SIGINT, SIGTERM]
+    static let handled: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     /// Kept alive for the life of the process; a released source stops delivering.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
-    /// Replaces the default action of SIGINT and SIGTERM with marking the signal pending.
+    /// Replaces the default action of the handled signals with marking the signal pending.
+    /// SIGHUP stays ignored when the launcher started with it ignored, as under `nohup`.
     ///
     /// Every signal has to go through the launcher, a terminal's Ctrl-C included, because
     /// Foundation's `Process` (swift-corelibs-foundation, Swift 6.3) starts each worker in a
@@ -22,7 +23,10 @@ enum ForwardedSignals {
     static func install() {
         for number in handled {
             // The default action would end the process before the source's handler runs.
-            signal(number, SIG_IGN)
+            let wasIgnored = StopSignals.ignore(number)
+            if number == SIGHUP && wasIgnored {
+                continue
+            }
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
                 pendingSignals.bitwiseOr(UInt64(1) << UInt64(number), ordering: .relaxed)

@@ -80,7 +80,7 @@ struct Launcher {
             }
         }
 
-        // The watch loop passes SIGINT and SIGTERM on to the workers, so each saves a checkpoint.
+        // The watch loop passes SIGINT, SIGTERM and SIGHUP on to the workers, so each saves a checkpoint.
         var workers: [Process] = []
         ForwardedSignals.install()
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -97,6 +97,7 @@ struct Launcher {
             environment["MASTER_ADDR"] = masterAddress
             environment["MASTER_PORT"] = String(port)
             environment["TORCHELASTIC_USE_AGENT_STORE"] = "True"
+            environment[LauncherWatch.environmentKey] = String(getpid())
             worker.environment = environment
             try worker.run()
             Console.log("npid: started rank \(rank) of \(worldSize) (pid \(worker.processIdentifier))")
@@ -115,8 +116,11 @@ struct Launcher {
         var deadline: Date?
         while workers.contains(where: \.isRunning) {
             for number in ForwardedSignals.takePending() {
+                // Workers run in process groups of their own, so a closed terminal reaches
+                // them only through the launcher; they stop on it as on SIGTERM.
+                let forwarded = number == SIGHUP ? SIGTERM : number
                 for worker in workers where worker.isRunning {
-                    kill(worker.processIdentifier, number)
+                    kill(worker.processIdentifier, forwarded)
                 }
             }
             if failure == nil {

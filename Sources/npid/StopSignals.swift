@@ -2,15 +2,18 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// SIGINT and SIGTERM handling for `npid train`.
+/// SIGINT, SIGTERM and SIGHUP handling for `npid train`.
 ///
 /// Until `beginTraining()` a signal ends the process at once, because nothing needs saving
 /// yet. After it, the first signal only sets a flag that the trainer polls between steps, so
 /// the run finishes its step and saves a checkpoint. A second signal exits at once without
 /// saving. The checkpoints already written stay intact, because every save ends in an atomic
-/// rename. Either way the exit status is 128 + the signal number (130 or 143).
+/// rename. Either way the exit status is 128 + the signal number (130, 143 or 129).
+///
+/// SIGHUP arrives when the terminal closes. A process started with SIGHUP ignored, as
+/// `nohup` starts it, keeps ignoring it.
 final class StopSignals: @unchecked Sendable {
-    static let handled: [Int32] = [SIGINT, SIGTERM]
+    static let handled: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     /// The first signal received, 0 before any.
     private let firstSignal = Atomic<Int32>(0)
@@ -24,7 +27,7 @@ final class StopSignals: @unchecked Sendable {
         self.runDirectory = runDirectory
     }
 
-    /// Replaces the default action of SIGINT and SIGTERM with this handling.
+    /// Replaces the default action of the handled signals with this handling.
     static func install(runDirectory: String) -> StopSignals {
         let signals = StopSignals(runDirectory: runDirectory)
         // One serial queue: on a concurrent one, the second signal's handler could exit the
@@ -32,7 +35,10 @@ final class StopSignals: @unchecked Sendable {
         let queue = DispatchQueue(label: "npid.stop-signals")
         for number in handled {
             // The default action would end the process before the handler runs.
-            signal(number, SIG_IGN)
+            let wasIgnored = ignore(number)
+            if number == SIGHUP && wasIgnored {
+                continue
+            }
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [signals] in
                 signals.received(number, count: Int(source.data))
@@ -58,10 +64,17 @@ final class StopSignals: @unchecked Sendable {
         return number == 0 ? nil : number
     }
 
+    /// Sets `number` to be ignored and returns whether it already was, as after `nohup`.
+    static func ignore(_ number: Int32) -> Bool {
+        let previous = signal(number, SIG_IGN)
+        return unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+    }
+
     static func name(of number: Int32) -> String {
         switch number {
         case SIGINT: return "SIGINT"
         case SIGTERM: return "SIGTERM"
+        case SIGHUP: return "SIGHUP"
         default: return "signal \(number)"
         }
     }

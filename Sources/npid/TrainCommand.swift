@@ -44,8 +44,9 @@ enum TrainCommand {
         summary: """
         Trains a ResNet by non-parametric instance discrimination (memory bank + NCE),
         evaluates weighted kNN on the test split after every epoch, and writes a checkpoint
-        at every epoch end. SIGINT (Ctrl-C) or SIGTERM finishes the current step, saves a
-        checkpoint that --resume continues from, and exits with 130 or 143. Example:
+        at every epoch end. SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current step,
+        saves a checkpoint that --resume continues from, and exits with 130, 143 or 129.
+        Example:
           npid train --data cifar10-jpeg --run-dir runs/c10 --epochs 200
         """,
         specs: specs)
@@ -136,6 +137,9 @@ enum TrainCommand {
         }
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
+        if distributedSettings != nil {
+            LauncherWatch.start(environment: environment)
+        }
         let data = try DataOptions.load(dataRequest, limitPerClass: configuration.limitPerClass,
                                         testLimitPerClass: configuration.testLimitPerClass, logsDecodeTime: true)
         if resume == nil {

@@ -100,6 +100,74 @@ import Testing
                 "stderr: \(result.stderr)")
     }
 
+    /// SIGHUP (a closed terminal) reaches the workers only through the launcher, which passes
+    /// it on as SIGTERM: rank 0 saves a checkpoint and the run exits with 143.
+    @Test func hangupStopsRanksWithCheckpoint() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let (process, _) = try await Self.startTwoRanks(dataset: dataset, runDirectory: runDirectory,
+                                                        timeout: Self.timeout, in: scratch.path)
+        process.send(SIGHUP)
+        let stopped = try await process.finish()
+
+        #expect(!stopped.timedOut)
+        #expect(stopped.status == 143, "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: stopped by SIGTERM ") }, "stderr: \(stopped.stderr)")
+        let saved = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
+        #expect(saved.worldSize == 2)
+        #expect(saved.epochsDone >= 1)
+    }
+
+    /// Workers whose launcher is killed outright stop on their own as on SIGTERM, so no rank
+    /// keeps training without a process that could stop it.
+    @Test func killedLauncherStopsRanks() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let (process, rank1) = try await Self.startTwoRanks(dataset: dataset, runDirectory: runDirectory,
+                                                            timeout: Self.timeout, in: scratch.path)
+        let rank0 = try #require(Self.rankPID(process.stderr, rank: 0))
+        process.send(SIGKILL)
+        let launcher = try await process.finish()
+        let killedAt = Date()
+        while Date().timeIntervalSince(killedAt) < CLI.timeLimit, Self.isRunning(rank0) || Self.isRunning(rank1) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+
+        #expect(!launcher.timedOut)
+        #expect(!Self.isRunning(rank0), "rank 0 (pid \(rank0)) still runs; stderr: \(process.stderr)")
+        #expect(!Self.isRunning(rank1), "rank 1 (pid \(rank1)) still runs; stderr: \(process.stderr)")
+        let lines = process.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("npid: the launcher (pid ") && $0.hasSuffix(") has exited; stopping this rank as on SIGTERM") },
+                "stderr: \(process.stderr)")
+        #expect(lines.contains { $0.hasPrefix("npid: stopped by SIGTERM ") }, "stderr: \(process.stderr)")
+        let saved = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
+        #expect(saved.worldSize == 2)
+    }
+
+    /// Returns the pid that the launcher printed for `rank`.
+    static func rankPID(_ stderr: String, rank: Int) -> Int32? {
+        let marker = "started rank \(rank) of 2 (pid "
+        guard let line = stderr.split(separator: "\n").first(where: { $0.contains(marker) }) else { return nil }
+        return Int32(line.split(separator: "pid ").last!.dropLast())
+    }
+
+    /// Returns whether `pid` names a live process. An orphan that exited stays a zombie
+    /// until the process that adopted it reaps it, which a container's init may never do.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else {
+            return false
+        }
+        let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
+        return state != "Z" && state != "X"
+    }
+
     /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
     static func unusedPort() -> Int? {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

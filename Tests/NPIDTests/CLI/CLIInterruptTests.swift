@@ -22,7 +22,9 @@ import Testing
         return CLITrainedRun(dataset: dataset, runDirectory: runDirectory, result: result)
     }
 
-    @Test(arguments: [SIGINT, SIGTERM])
+    static let signalNames = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"]
+
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
     func signalSavesAndResumeMatches(_ signal: Int32) async throws {
         let straight = try await Self.straight.value
         straight.result.expectSuccess()
@@ -30,7 +32,7 @@ import Testing
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
         let runDirectory = scratch.path + "/run"
-        let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+        let name = try #require(Self.signalNames[signal])
 
         let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory] + Self.flags,
                                      in: scratch.path)
@@ -115,5 +117,26 @@ import Testing
         #expect(try CLIFiles.bytes(checkpointPath) == before)
         let checkpoint = try Checkpoint.read(contentsOf: checkpointPath)
         #expect(checkpoint.epochsDone >= 1)
+    }
+
+    /// `nohup` starts npid with SIGHUP ignored, and npid leaves it so: the run goes on.
+    @Test func hangupUnderNohupIsIgnored() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let flags = CLIRuns.smallModelFlags + ["-b", "2", "--epochs", "50"]
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run"] + flags,
+                                     in: scratch.path, launcher: ["/usr/bin/nohup"])
+        let epochEnded = try await process.waitForStdout(containing: "epoch 1/50 ")
+        try #require(epochEnded, "epoch 1 did not finish; stderr: \(process.stderr)")
+        process.send(SIGHUP)
+        let trainedOn = try await process.waitForStdout(containing: "epoch 3/50 ")
+        process.send(SIGINT)
+        let stopped = try await process.finish()
+
+        #expect(trainedOn, "the run did not reach epoch 3 after SIGHUP; stderr: \(stopped.stderr)")
+        #expect(stopped.status == 130, "stderr: \(stopped.stderr)")
+        #expect(!stopped.stderr.contains("SIGHUP"), "stderr: \(stopped.stderr)")
     }
 }

@@ -7,27 +7,43 @@ enum SearchCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
         OptionSpec("--data", value: "ROOT", help: "image folder whose train/ split is searched (the one the run trained on)"),
+        OptionSpec("--index", value: "FILE", help: "embeddings file written by npid embed with this checkpoint; its images are searched instead of --data"),
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
     ] + networkRuntimeSpecs
 
     static let help = helpText(
-        usage: "npid search --checkpoint FILE --data ROOT QUERY_IMAGE... [--top N] [--out FILE.png]",
+        usage: "npid search --checkpoint FILE (--data ROOT | --index FILE) QUERY_IMAGE... [--top N] [--out FILE.png]",
         summary: """
         For each query image (any JPEG or PNG file, of any size), prints the N most similar
         training images by cosine similarity of their features: rank, similarity, class and
-        path, then how many matches each class has. A query inside a folder named after a
+        path, then how many matches each class has. With --index, it searches the images of
+        an npid embed file instead, and an image's class is the name of its folder. A query inside a folder named after a
         training class (test/cat/0001.jpg) also gets the number of matches of that class,
         and a summary line follows when there are several such queries. Example:
           npid search --checkpoint runs/c10/checkpoint.safetensors --data cifar10-jpeg photo.jpg
+          npid embed --checkpoint runs/c10/checkpoint.safetensors --images photos --out photos.safetensors
+          npid search --checkpoint runs/c10/checkpoint.safetensors --index photos.safetensors photo.jpg
         """,
         specs: specs)
 
     static func run(_ arguments: [String]) throws {
         let options = try ParsedOptions(arguments, specs: specs, command: "search", allowsPositional: true)
         let checkpointPath = try options.requiredString("--checkpoint")
-        let dataRoot = try options.requiredString("--data")
+        let dataRoot = options.string("--data")
+        let indexPath = options.string("--index")
+        switch (dataRoot, indexPath) {
+        case (nil, nil):
+            throw UsageError("npid search needs --data ROOT (search its training split) or --index FILE (an npid embed file)")
+        case (.some, .some):
+            throw UsageError("--data and --index both name the images to search; pass one of them")
+        default:
+            break
+        }
+        if indexPath != nil && options.has("--recompute") {
+            throw UsageError("--recompute applies to --data; an --index file already holds features computed without augmentation")
+        }
         let queryPaths = options.positional
         guard !queryPaths.isEmpty else {
             throw UsageError("npid search needs at least one QUERY_IMAGE file after the options; run npid search --help for an example")
@@ -37,6 +53,9 @@ enum SearchCommand {
         let outputPath = options.string("--out")
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
+        if let indexPath {
+            try requireFile(indexPath, flag: "--index")
+        }
         if let outputPath {
             try requireOutputFolder(of: outputPath, flag: "--out")
         }
@@ -48,34 +67,39 @@ enum SearchCommand {
         }
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
-        let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
-        try model.checkClassNames(folder.classNames)
-        let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
-        let bank = try model.trainingFeatures(of: train, recompute: options.has("--recompute"))
+        let gallery: SearchGallery
+        if let dataRoot {
+            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"))
+        } else {
+            gallery = try .embeddings(at: indexPath!, model: model)
+        }
         let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
-        let neighbors = try nearestNeighbors(queries: model.features(of: queries), bank: bank, count: top)
+        let queryFeatures = try gallery.queryFeatures(of: queries, model: model,
+                                                      source: indexPath.map { "--index \($0)" } ?? "--data \(dataRoot!)")
+        let neighbors = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top)
         let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
-                                          bankLabels: train.labels)
+                                          bankLabels: gallery.labels)
 
         var sameClassCounts: [Int] = []
         for (path, row) in zip(queryPaths, rows) {
             Console.output(path)
             for (rank, (neighbor, label)) in zip(row.neighbors, row.neighborLabels).enumerated() {
                 Console.output(String(format: "%4d  %.4f  %@  %@", rank + 1, neighbor.similarity,
-                                      train.classNames[label], train.paths[neighbor.index]))
+                                      gallery.classNames[label], gallery.paths[neighbor.index]))
             }
-            Console.output("  classes: " + classCounts(row.neighborLabels, names: train.classNames))
-            if let label = folderClass(of: path, names: train.classNames) {
+            Console.output("  classes: " + classCounts(row.neighborLabels, names: gallery.classNames))
+            if let label = folderClass(of: path, names: gallery.classNames) {
                 let same = row.neighborLabels.filter { $0 == label }.count
                 sameClassCounts.append(same)
-                Console.output("  same class as the query's folder (\(train.classNames[label])): \(same) of \(row.neighbors.count)")
+                Console.output("  same class as the query's folder (\(gallery.classNames[label])): \(same) of \(row.neighbors.count)")
             }
         }
         if sameClassCounts.count > 1 {
             Console.output(sameClassSummary(sameClassCounts, top: rows.first?.neighbors.count ?? top))
         }
         if let outputPath {
-            try PNGEncoder.write(RetrievalExamples.picture(rows, queryImage: { queries[$0.query] }, bank: train),
+            try PNGEncoder.write(RetrievalExamples.picture(rows, queryImage: { queries[$0.query] },
+                                                           neighborImage: gallery.image),
                                  to: outputPath)
             Console.output("picture: \(outputPath)")
         }

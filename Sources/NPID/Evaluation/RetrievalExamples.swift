@@ -126,6 +126,13 @@ public enum RetrievalExamples {
     /// - Throws: a `DataError` when an image that is not cached no longer decodes.
     public static func picture(_ rows: [RetrievalRow], queryImage: (RetrievalRow) throws -> RGBImage,
                                bank: ImageStore, grid: ImageGrid = ImageGrid(queryGap: 8)) throws -> RGBImage {
+        try picture(rows, queryImage: queryImage, neighborImage: { try bank[$0] }, grid: grid)
+    }
+
+    /// Draws the grid as above, with the image of bank row `i` from `neighborImage(i)`.
+    public static func picture(_ rows: [RetrievalRow], queryImage: (RetrievalRow) throws -> RGBImage,
+                               neighborImage: (Int) throws -> RGBImage,
+                               grid: ImageGrid = ImageGrid(queryGap: 8)) throws -> RGBImage {
         let tiles = try rows.map { row in
             var tiles = [GridTile(image: try queryImage(row), border: .query)]
             for (neighbor, label) in zip(row.neighbors, row.neighborLabels) {
@@ -135,7 +142,7 @@ public enum RetrievalExamples {
                 } else {
                     border = .color(red: 150, green: 150, blue: 150)
                 }
-                tiles.append(GridTile(image: try bank[neighbor.index], border: border))
+                tiles.append(GridTile(image: try neighborImage(neighbor.index), border: border))
             }
             return tiles
         }

@@ -238,6 +238,92 @@ import Testing
         }
     }
 
+    @Test func searchIndexMatchesRecomputedSearch() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[4]
+        let index = scratch.path + "/train.safetensors"
+        let picture = scratch.path + "/found.png"
+
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/train",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        let fromIndex = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                           "--top", "5", "--out", picture, "--threads", "1"], in: scratch.path)
+        let fromData = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query,
+                                          "--top", "5", "--recompute", "--threads", "1"], in: scratch.path)
+
+        embed.expectSuccess()
+        fromIndex.expectSuccess()
+        fromData.expectSuccess()
+        // Both find the same training images, with their class folders as classes. Images whose
+        // similarities differ by float rounding alone may swap places between the two orders.
+        let indexLines = fromIndex.stdoutLines
+        let dataLines = fromData.stdoutLines
+        try #require(indexLines.count == 9, "stdout: \(fromIndex.stdout)")
+        try #require(dataLines.count == 8, "stdout: \(fromData.stdout)")
+        #expect(indexLines[0] == query)
+        let fields = { (line: String) in line.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        let mine = indexLines[1...5].map(fields)
+        let theirs = dataLines[1...5].map(fields)
+        #expect(mine.map { $0[0] } == ["1", "2", "3", "4", "5"])
+        for (found, expected) in zip(mine, theirs) {
+            #expect(abs((Double(found[1]) ?? .nan) - (Double(expected[1]) ?? .nan)) <= 0.0002, "\(found) against \(expected)")
+        }
+        #expect(Set(mine.map { $0[2] + " " + $0[3] }) == Set(theirs.map { $0[2] + " " + $0[3] }))
+        #expect(indexLines[6] == dataLines[6])
+        #expect(indexLines[7] == dataLines[7])
+        #expect(indexLines[8] == "picture: \(picture)")
+        let image = try ImageDecoder.decode(contentsOf: picture)
+        let size = ImageGrid(queryGap: 8).canvasSize(rowCount: 1, columnCount: 6)
+        #expect(image.width == size.width)
+        #expect(image.height == size.height)
+    }
+
+    @Test func searchIndexOfOtherWidthIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[0]
+        let index = scratch.path + "/other.safetensors"
+        // Seven-dimensional rows, as from a checkpoint trained with --low-dim 7.
+        try EmbeddingFile(features: [Float](repeating: 0.5, count: 14), dimension: 7, paths: ["a/1.jpg", "b/2.jpg"],
+                          root: scratch.path, checkpoint: "other.safetensors", layer: .embedding).write(to: index)
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--index \(index) holds 7-d embedding features but checkpoint \(run.checkpointPath) gives 16-d ones; write it again with npid embed and this checkpoint")
+    }
+
+    @Test(arguments: [
+        (["--recompute"], "--recompute applies to --data; an --index file already holds features computed without augmentation"),
+        (["--data", "DATA"], "--data and --index both name the images to search; pass one of them"),
+    ])
+    func searchIndexRejectsFlag(flags: [String], message: String) async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[0]
+        let arguments = flags.map { $0 == "DATA" ? run.dataset.root : $0 }
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", scratch.path + "/x.safetensors",
+                                        query] + arguments, in: scratch.path)
+
+        result.expectRejected(status: 2, message: message)
+    }
+
+    @Test func searchWithoutGalleryIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, try Self.testPaths(run)[0]],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "npid search needs --data ROOT (search its training split) or --index FILE (an npid embed file)")
+    }
+
     // MARK: linear, eval and bench
 
     @Test func linearReportsConsistentAccuracy() async throws {

@@ -95,6 +95,9 @@ import Testing
         // Rank 0 alone reports for the run, so neither the launcher nor the other ranks repeat the position.
         let resumeLines = resumed.stderrLines.filter { $0.hasPrefix("resuming \(runDirectory) ") }
         #expect(resumeLines.count == 1, "stderr: \(resumed.stderr)")
+        // The step counts the stopped run's global batches, so the line names its ranks and images.
+        let rankWord = ranks.first == 1 ? "rank" : "ranks"
+        #expect(resumeLines.first == "resuming \(runDirectory) in epoch \(saved.epochsDone + 1) of \(epochs) after step \(saved.stepInEpoch) of \(ranks.first) \(rankWord) (\(saved.epochImageCount) images)")
         let final = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
         #expect(final.worldSize == ranks.resumed)
         #expect(final.epochsDone == epochs)

@@ -38,13 +38,20 @@ public struct WeightedKNN: Sendable {
 
     /// Class scores [Q, C] for queries [Q, D] against a bank [N, D] whose rows have
     /// labels `bankLabels` [N] (int64, same device).
-    public func classScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, classCount: Int) throws -> Tensor {
+    ///
+    /// With `relativeToNearest`, each query's weights are exp((s − s₁) / σ), with s₁ its
+    /// nearest row's similarity: the same vote divided by exp(s₁ / σ), which keeps the
+    /// ranking of classes but cannot overflow. Plain exp(s / σ) exceeds float32 once
+    /// s / σ > 88, for example σ < 0.0113 at s = 1.
+    public func classScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, classCount: Int,
+                            relativeToNearest: Bool = false) throws -> Tensor {
         try withNoGrad {
             let search = SimilaritySearch(queryBlockSize: chunkSize, bankBlockSize: bankChunkSize)
-            let (values, neighbors) = try search.topK(queries: queries, bank: bank, k: neighborCount)  // [Q, k]
+            let (values, neighbors) = try search.topK(queries: queries, bank: bank, k: neighborCount)  // [Q, k], most similar first
             let neighborLabels = try bankLabels.indexSelect(dim: 0, index: neighbors.reshaped([-1]))
                 .reshaped(neighbors.shape)                                        // [Q, k]
-            let weights = try (values / temperature).exp()
+            let exponents = relativeToNearest ? try values - values.narrowed(dim: 1, start: 0, length: 1) : values
+            let weights = try (exponents / temperature).exp()
             let empty = try Tensor.zeros([queries.shape[0], classCount], dtype: weights.dtype, device: weights.device)
             return try empty.scatterAdd(dim: 1, index: neighborLabels, source: weights)
         }
@@ -65,7 +72,8 @@ public struct WeightedKNN: Sendable {
         while start < queryLabels.count {
             let length = min(chunkSize, queryLabels.count - start)
             let block = try queries.narrowed(dim: 0, start: start, length: length)
-            let scores = try classScores(queries: block, bank: bank, bankLabels: bankLabels, classCount: classCount)
+            let scores = try classScores(queries: block, bank: bank, bankLabels: bankLabels, classCount: classCount,
+                                         relativeToNearest: true)
             let predictions = try scores.topk(ranked, dim: 1).indices.to(device: .cpu).toArray(of: Int64.self)
             for row in 0..<length {
                 let truth = queryLabels[start + row]

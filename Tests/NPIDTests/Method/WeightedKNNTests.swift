@@ -115,6 +115,48 @@ import Torch
         #expect(accuracy.queryCount == Self.queryLabels.count)
     }
 
+    @Test func relativeScoresScaleByNearest() throws {
+        let (k, sigma) = (4, 0.5)
+        let knn = WeightedKNN(neighborCount: k, temperature: sigma)
+
+        let relative = try MethodTensors.values(knn.classScores(queries: Self.queryTensor(), bank: Self.bankTensor(),
+                                                                bankLabels: Self.labelTensor(), classCount: Self.classCount,
+                                                                relativeToNearest: true))
+
+        for (q, angle) in Self.queryAngles.enumerated() {
+            let nearest = Self.rankedNeighbors(queryAngle: angle)[0].similarity
+            let expected = Self.referenceScores(queryAngle: angle, k: k, sigma: sigma).map { $0 / exp(nearest / sigma) }
+            for c in 0..<Self.classCount {
+                #expect(MethodReference.isClose(relative[q * Self.classCount + c], expected[c], relative: 1e-5),
+                        "query \(q) class \(c): \(relative[q * Self.classCount + c]), expected \(expected[c])")
+            }
+        }
+    }
+
+    @Test func tinyTemperatureVotesLikeNearestRow() throws {
+        // exp(s / σ) overflows float32 here, so only the relative vote can rank the classes.
+        let sigma = 1e-3
+        for angle in Self.queryAngles {
+            let ranked = Self.rankedNeighbors(queryAngle: angle)
+            // A gap of 0.01 leaves the other k - 1 = 7 rows at most 7 · exp(-10) of the nearest row's weight.
+            try #require(ranked[0].similarity - ranked[1].similarity > 0.01, "test data has a near tie at rank 1")
+        }
+        let nearestClasses = Self.queryAngles.map { Self.referenceRanking(queryAngle: $0, k: 1, sigma: 1)[0] }
+        let expectedTop1 = 100 * Double(zip(nearestClasses, Self.queryLabels).filter { $0 == $1 }.count)
+            / Double(Self.queryLabels.count)
+        let knn = WeightedKNN(neighborCount: 8, temperature: sigma)
+
+        let accuracy = try knn.evaluate(queries: Self.queryTensor(), queryLabels: Self.queryLabels,
+                                        bank: Self.bankTensor(), bankLabels: Self.labelTensor(),
+                                        classCount: Self.classCount)
+
+        #expect(abs(accuracy.top1 - expectedTop1) < 1e-9, "top-1 \(accuracy.top1)%, expected \(expectedTop1)%")
+        for (truth, predicted) in zip(Self.queryLabels, nearestClasses) {
+            let row = accuracy.confusionMatrix[truth]
+            #expect(row[predicted] >= 1, "class \(truth): confusion row \(row), nearest row's class \(predicted)")
+        }
+    }
+
     @Test func perClassAccuracyMatchesSlowLoop() throws {
         let (k, sigma) = (3, 0.2)
         // Two queries of class 0 (one near a class-0 row, one near the class-4 row), one of

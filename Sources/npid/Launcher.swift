@@ -66,8 +66,9 @@ struct Launcher {
         return kept
     }
 
-    /// Starts the ranks, waits for them, and exits with the run's status.
-    func run() throws -> Never {
+    /// Starts the ranks, waits for them, and exits with the run's status. `folderLock`, held
+    /// until then, is the run folder's lock on machine 0.
+    func run(folderLock: RunFolderLock?) throws -> Never {
         let worldSize = processCount * nodeCount
         var store: RendezvousStore?
         var port = masterPort
@@ -106,6 +107,9 @@ struct Launcher {
 
         let status = watch(workers, firstRank: nodeRank * processCount)
         withExtendedLifetime(store) {}
+        if status != 0 {
+            folderLock?.removeFolderIfUnused()
+        }
         exit(status)
     }
 
@@ -144,7 +148,7 @@ struct Launcher {
             return 0
         }
         let worker = workers[failure.rank - firstRank]
-        if worker.terminationReason == .exit && (failure.status == 2 || failure.status == 130 || failure.status == 143) {
+        if worker.terminationReason == .exit && [2, 128 + SIGHUP, 128 + SIGINT, 128 + SIGTERM].contains(failure.status) {
             // A usage error or a requested stop: the worker has printed the reason.
             return failure.status
         }

@@ -70,6 +70,9 @@ enum TrainCommand {
             if let conflict = contradictions(saved: checkpoint.configuration, requested: requested).first {
                 throw UsageError("\(conflict.flag) \(conflict.requested) contradicts the checkpoint in \(resumeDirectory), which was trained with \(conflict.saved); drop \(conflict.flag) to resume, or start a new --run-dir")
             }
+            if requested.epochs < checkpoint.epochsDone {
+                throw UsageError("--epochs \(requested.epochs) is fewer than the \(checkpoint.epochsDone) epochs the run in \(resumeDirectory) has finished; pass --epochs \(checkpoint.epochsDone) or more")
+            }
             configuration = requested
             resume = checkpoint
             if options.string("--run-dir") == nil {
@@ -113,7 +116,15 @@ enum TrainCommand {
             let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
                                         resumeHint: resumeCommand(options, runDirectory: runDirectory),
                                         checkpointPath: runDirectory + "/" + Checkpoint.fileName)
-            try launcher.run()
+            // Machine 0's launcher holds the run folder's lock for its rank 0, so that a second
+            // run fails here at once instead of leaving its other ranks waiting at rendezvous.
+            let folderLock = launcher.nodeRank == 0 ? try RunFolderLock(runDirectory: runDirectory) : nil
+            do {
+                try launcher.run(folderLock: folderLock)
+            } catch {
+                folderLock?.removeFolderIfUnused()
+                throw error
+            }
         }
         let distributedSettings = try DistributedOptions.rankSettings(options, environment: environment)
         if distributedSettings != nil && benchSteps != nil {
@@ -136,6 +147,17 @@ enum TrainCommand {
             Console.log("warning: --sync-bn does nothing in a run of one process; batch norm uses each step's own batch")
         }
 
+        // The process that writes the run folder holds its lock: a lone process, or rank 0 when
+        // no npid launcher holds it. An existing folder is locked before the data loads, so that
+        // a second run fails at once. A new one is created only after the data loaded, so that
+        // bad data leaves no folder behind.
+        let ownsRunFolder = benchSteps == nil && isLeader && environment[LauncherWatch.environmentKey] == nil
+        var folderLock: RunFolderLock?
+        if ownsRunFolder, FileManager.default.fileExists(atPath: runDirectory) {
+            folderLock = try RunFolderLock(runDirectory: runDirectory)
+        }
+        defer { withExtendedLifetime(folderLock) {} }
+
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
         if distributedSettings != nil {
             LauncherWatch.start(environment: environment)
@@ -146,10 +168,9 @@ enum TrainCommand {
             chooseInputDefaults(&configuration, for: data, options: options)
         }
 
-        // Only the process that writes the run folder (a lone process, or rank 0) holds its lock.
-        // It is taken after the data loaded, so that bad data leaves no folder behind.
-        let folderLock = benchSteps == nil && isLeader ? try RunFolderLock(runDirectory: runDirectory) : nil
-        defer { withExtendedLifetime(folderLock) {} }
+        if ownsRunFolder, folderLock == nil {
+            folderLock = try RunFolderLock(runDirectory: runDirectory)
+        }
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
@@ -174,8 +195,10 @@ enum TrainCommand {
                 }
             }
         } catch let stop as TrainingInterrupted {
-            let number = signals?.signalNumber ?? SIGINT
-            Console.log("npid: stopped by \(StopSignals.name(of: number)) \(describe(stop)); checkpoint \(stop.checkpointPath) contains this state; continue with: \(resumeCommand(options, runDirectory: runDirectory))")
+            // A rank without a signal of its own stopped because another rank received one.
+            let number = signals?.signalNumber ?? SIGTERM
+            let cause = signals?.signalNumber == nil ? "at another rank's request" : "by \(StopSignals.name(of: number))"
+            Console.log("npid: stopped \(cause) \(describe(stop)); checkpoint \(stop.checkpointPath) contains this state; continue with: \(resumeCommand(options, runDirectory: runDirectory))")
             exit(128 + number)
         } catch let lost as LostRankError {
             Console.quiet = false

@@ -11,11 +11,16 @@ import Foundation
 /// checkpoints. The lock is an advisory `flock` on the folder itself, so it adds no file,
 /// and the kernel releases it when the process ends, however it ends.
 public final class RunFolderLock {
+    public let runDirectory: String
+    /// Whether this lock created the folder, which was missing.
+    public let createdFolder: Bool
     private let descriptor: Int32
 
     /// Creates the folder when missing and takes the lock, or throws `RunFolderBusy`
     /// when another process holds it.
     public init(runDirectory: String) throws {
+        self.runDirectory = runDirectory
+        createdFolder = !FileManager.default.fileExists(atPath: runDirectory)
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         let descriptor = open(runDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -34,6 +39,15 @@ public final class RunFolderLock {
 
     deinit {
         close(descriptor)
+    }
+
+    /// Removes the folder when this lock created it and nothing was written into it, so that
+    /// a run that failed at its start leaves no empty folder behind.
+    public func removeFolderIfUnused() {
+        guard createdFolder, (try? FileManager.default.contentsOfDirectory(atPath: runDirectory))?.isEmpty == true else {
+            return
+        }
+        rmdir(runDirectory)
     }
 }
 

@@ -121,6 +121,27 @@ import Testing
         #expect(saved.epochsDone >= 1)
     }
 
+    /// A signal sent to one rank directly, not through the launcher, stops the whole run:
+    /// rank 0 reports that another rank asked, and the launcher exits as a stop, not a failure.
+    @Test func signalToOneRankStopsRun() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let (process, rank1) = try await Self.startTwoRanks(dataset: dataset, runDirectory: runDirectory,
+                                                            timeout: Self.timeout, in: scratch.path)
+        kill(rank1, SIGTERM)
+        let stopped = try await process.finish()
+
+        #expect(!stopped.timedOut)
+        #expect(stopped.status == 143, "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: stopped at another rank's request ") }, "stderr: \(stopped.stderr)")
+        #expect(!stopped.stderrLines.contains { $0.hasPrefix("npid: rank ") && $0.contains(" failed") }, "stderr: \(stopped.stderr)")
+        let saved = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
+        #expect(saved.worldSize == 2)
+    }
+
     /// Workers whose launcher is killed outright stop on their own as on SIGTERM, so no rank
     /// keeps training without a process that could stop it.
     @Test func killedLauncherStopsRanks() async throws {

@@ -285,6 +285,19 @@ import Testing
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 
+    @Test func resumeWithFewerEpochsIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory, "--epochs", "1"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--epochs 1 is fewer than the 2 epochs the run in \(run.runDirectory) has finished; pass --epochs 2 or more")
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+    }
+
     @Test func resumeWithoutCheckpointIsRejected() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()
@@ -326,6 +339,21 @@ import Testing
         #expect(result.status == 1, "stderr: \(result.stderr)")
         #expect(result.errorLines == [CLI.errorPrefix + "another npid train is writing to --run-dir \(runDirectory); wait for it to end, stop it, or choose another --run-dir"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory).isEmpty)
+        withExtendedLifetime(lock) {}
+    }
+
+    @Test func lockedRunFolderStopsLauncher() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataset = try await CLIRuns.twoEpochs.value.dataset
+        let runDirectory = scratch.path + "/run"
+        let lock = try RunFolderLock(runDirectory: runDirectory)
+
+        // The launcher fails before it starts any rank, so no rank waits at rendezvous.
+        let result = try await train(data: dataset.root, runDirectory: runDirectory, in: scratch.path,
+                                     extraFlags: ["--nproc", "2", "--dist-timeout", "60"])
+
+        result.expectRejected(status: 1, message: "another npid train is writing to --run-dir \(runDirectory); wait for it to end, stop it, or choose another --run-dir")
         withExtendedLifetime(lock) {}
     }
 

@@ -22,6 +22,13 @@ enum EmbedCommand {
         """,
         specs: specs)
 
+    /// Returns the scanned image whose name `outputPath` ends with, if any, so that only that
+    /// one path is resolved and compared instead of every image of the folder.
+    static func imagesThatMayBe(_ outputPath: String, under root: String, among relativePaths: [String]) -> [String] {
+        let name = URL(fileURLWithPath: outputPath).lastPathComponent
+        return relativePaths.filter { $0 == name || $0.hasSuffix("/" + name) }.map { root + "/" + $0 }
+    }
+
     static func run(_ arguments: [String]) throws {
         let options = try ParsedOptions(arguments, specs: specs, command: "embed")
         let checkpointPath = try options.requiredString("--checkpoint")
@@ -43,16 +50,26 @@ enum EmbedCommand {
         }
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
-        let relativePaths = try ImageFileScan.relativePaths(under: imageRoot)
+        try requireNotInput(outputPath, flag: "--out", inputs: [checkpointPath])
+        let relativePaths: [String]
+        do {
+            relativePaths = try ImageFileScan.relativePaths(under: imageRoot)
+        } catch DataError.noImages {
+            throw UsageError("--images \(imageRoot) contains no .jpg, .jpeg or .png file in it or its sub-folders; pass the folder that contains the images")
+        }
         let root = imageRoot.hasSuffix("/") ? String(imageRoot.dropLast()) : imageRoot
+        try requireNotInput(outputPath, flag: "--out", inputs: Self.imagesThatMayBe(outputPath, under: root, among: relativePaths))
         let started = Date()
         let features = try model.embed(paths: relativePaths.map { root + "/" + $0 }, layer: layer,
                                        threads: ProcessInfo.processInfo.activeProcessorCount) { done in
             Console.progress("embedded \(done) of \(relativePaths.count) images")
         }
         let dimension = features.count / relativePaths.count
-        try EmbeddingFile(features: features, dimension: dimension, paths: relativePaths, root: imageRoot,
-                          checkpoint: checkpointPath, layer: layer).write(to: outputPath)
+        // An absolute root lets npid search find the images from any working directory.
+        let absoluteRoot = URL(fileURLWithPath: root).standardizedFileURL.path
+        try EmbeddingFile(features: features, dimension: dimension, paths: relativePaths, root: absoluteRoot,
+                          checkpoint: checkpointPath, layer: layer,
+                          networkFingerprint: model.networkFingerprint).write(to: outputPath)
         Console.clearProgress()
         Console.output(String(format: "embedded %d images (%d-d %@ features) from %@ in %.1f s: %@",
                               relativePaths.count, dimension, layer.rawValue, imageRoot,

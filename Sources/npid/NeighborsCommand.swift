@@ -40,7 +40,7 @@ enum NeighborsCommand {
         let seed = try seedOption(options)
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
-        try requireOutputFolder(of: outputPath, flag: "--out")
+        try requirePictureOutput(outputPath, flag: "--out", inputs: [checkpointPath])
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,

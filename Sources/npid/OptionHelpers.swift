@@ -19,4 +19,27 @@ func requireOutputFolder(of path: String, flag: String) throws {
     guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
         throw UsageError("\(flag) \(path): folder \(folder) does not exist; create it or write the file elsewhere")
     }
+    guard !(FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue) else {
+        throw UsageError("\(flag) \(path) is a folder; name a file to write")
+    }
+}
+
+/// Checks that the PNG picture at `path` has a name ending in .png and replaces none of
+/// the `inputs`, which would be lost.
+func requirePictureOutput(_ path: String, flag: String, inputs: [String]) throws {
+    try requireOutputFolder(of: path, flag: flag)
+    guard path.lowercased().hasSuffix(".png") else {
+        throw UsageError("\(flag) \(path) must end in .png, because the picture is written as PNG")
+    }
+    try requireNotInput(path, flag: flag, inputs: inputs)
+}
+
+/// Checks that the output file `path` differs from each of the `inputs`, compared after resolving
+/// symbolic links and relative parts.
+func requireNotInput(_ path: String, flag: String, inputs: [String]) throws {
+    let resolve = { (file: String) in URL(fileURLWithPath: file).resolvingSymlinksInPath().standardizedFileURL.path }
+    let output = resolve(path)
+    if let input = inputs.first(where: { resolve($0) == output }) {
+        throw UsageError("\(flag) \(path) would overwrite the input \(input); write to another file")
+    }
 }

@@ -42,7 +42,7 @@ enum SearchCommand {
             break
         }
         if indexPath != nil && options.has("--recompute") {
-            throw UsageError("--recompute applies to --data; an --index file already holds features computed without augmentation")
+            throw UsageError("--recompute applies to --data; an --index file already contains features computed without augmentation")
         }
         let queryPaths = options.positional
         guard !queryPaths.isEmpty else {
@@ -57,7 +57,8 @@ enum SearchCommand {
             try requireFile(indexPath, flag: "--index")
         }
         if let outputPath {
-            try requireOutputFolder(of: outputPath, flag: "--out")
+            let inputs = queryPaths + [checkpointPath] + (indexPath.map { [$0] } ?? [])
+            try requirePictureOutput(outputPath, flag: "--out", inputs: inputs)
         }
         for path in queryPaths {
             var isFolder: ObjCBool = false
@@ -81,18 +82,29 @@ enum SearchCommand {
                                           bankLabels: gallery.labels)
 
         var sameClassCounts: [Int] = []
+        var missing: [String] = []
         for (path, row) in zip(queryPaths, rows) {
             Console.output(path)
             for (rank, (neighbor, label)) in zip(row.neighbors, row.neighborLabels).enumerated() {
+                let match = gallery.paths[neighbor.index]
                 Console.output(String(format: "%4d  %.4f  %@  %@", rank + 1, neighbor.similarity,
-                                      gallery.classNames[label], gallery.paths[neighbor.index]))
+                                      gallery.displayName(label), match))
+                if indexPath != nil && !FileManager.default.fileExists(atPath: match) {
+                    missing.append(match)
+                }
             }
-            Console.output("  classes: " + classCounts(row.neighborLabels, names: gallery.classNames))
+            let counts = classCounts(row.neighborLabels, names: gallery.classNames)
+            if !counts.isEmpty {
+                Console.output("  classes: " + counts)
+            }
             if let label = folderClass(of: path, names: gallery.classNames) {
                 let same = row.neighborLabels.filter { $0 == label }.count
                 sameClassCounts.append(same)
                 Console.output("  same class as the query's folder (\(gallery.classNames[label])): \(same) of \(row.neighbors.count)")
             }
+        }
+        if let first = missing.first, let indexPath {
+            Console.log("warning: \(Set(missing).count) listed images no longer exist, \(first) among them; write --index \(indexPath) again with npid embed")
         }
         if sameClassCounts.count > 1 {
             Console.output(sameClassSummary(sameClassCounts, top: rows.first?.neighbors.count ?? top))
@@ -108,7 +120,8 @@ enum SearchCommand {
     /// Returns the training class named by the query image's folder, as in a test split laid
     /// out like the training split. Any other file gets nil.
     static func folderClass(of path: String, names: [String]) -> Int? {
-        names.firstIndex(of: URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+        return folder.isEmpty ? nil : names.firstIndex(of: folder)
     }
 
     /// Formats the mean count of matches that share the query folder's class, and how many
@@ -121,9 +134,10 @@ enum SearchCommand {
     }
 
     /// Formats how many neighbours each class has, most first: "airplane 7, ship 2, bird 1".
+    /// Neighbours without a class (name "") are left out.
     static func classCounts(_ labels: [Int], names: [String]) -> String {
         var counts: [Int: Int] = [:]
-        for label in labels {
+        for label in labels where !names[label].isEmpty {
             counts[label, default: 0] += 1
         }
         return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }

@@ -26,18 +26,41 @@ struct SearchGallery {
     }
 
     /// Loads the images of an `npid embed` file. Each image's class is the name of its folder,
-    /// so a folder laid out as CLASS/*.jpg searches like a training split.
+    /// so a folder laid out as CLASS/*.jpg searches like a training split. Images at the top
+    /// of the embedded folder have no class, named "".
+    /// - Throws: `UsageError` when the file was written with another network.
     static func embeddings(at indexPath: String, model: TrainedModel) throws -> SearchGallery {
         let index = try EmbeddingFile.read(contentsOf: indexPath)
+        if let fingerprint = index.networkFingerprint {
+            guard fingerprint == model.networkFingerprint else {
+                throw UsageError("--index \(indexPath) was written with another network than checkpoint \(model.checkpointPath) (another run, or another epoch of this one); write it again with npid embed and this checkpoint")
+            }
+        } else {
+            Console.log("warning: --index \(indexPath) records no network fingerprint, so npid cannot check that the checkpoint wrote it; write it again with npid embed to add one")
+        }
+
         let root = index.root.hasSuffix("/") ? String(index.root.dropLast()) : index.root
         let paths = index.paths.map { root.isEmpty ? $0 : root + "/" + $0 }
-        let folders = index.paths.map { URL(fileURLWithPath: $0).deletingLastPathComponent().lastPathComponent }
+        let folders = index.paths.map { path in
+            path.contains("/") ? URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent : ""
+        }
         let classNames = Array(Set(folders)).sorted()
         let labelOf = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($0.element, $0.offset) })
         let rows = try Tensor(index.features, shape: [index.paths.count, index.dimension])
+        let image = { (row: Int) throws -> RGBImage in
+            do {
+                return try ImageDecoder.decode(contentsOf: paths[row])
+            } catch {
+                throw IndexImageError(path: paths[row], indexPath: indexPath, cause: error)
+            }
+        }
         return SearchGallery(features: try rows.l2Normalized().to(device: model.runtime.device), layer: index.layer,
-                             paths: paths, labels: folders.map { labelOf[$0]! }, classNames: classNames,
-                             image: { try ImageDecoder.decode(contentsOf: paths[$0]) })
+                             paths: paths, labels: folders.map { labelOf[$0]! }, classNames: classNames, image: image)
+    }
+
+    /// Returns the class name to print for `label`: "-" for images without a class.
+    func displayName(_ label: Int) -> String {
+        classNames[label].isEmpty ? "-" : classNames[label]
     }
 
     /// Computes the unit features of `images` in this gallery's layer.
@@ -47,8 +70,19 @@ struct SearchGallery {
         let store = ImageStore(images: images, labels: [Int](repeating: 0, count: images.count), classNames: ["unlabelled"])
         let queries = try model.features(of: store, layer: layer).l2Normalized()
         guard queries.shape[1] == features.shape[1] else {
-            throw UsageError("\(source) holds \(features.shape[1])-d \(layer.rawValue) features but checkpoint \(model.checkpointPath) gives \(queries.shape[1])-d ones; write it again with npid embed and this checkpoint")
+            throw UsageError("\(source) contains \(features.shape[1])-d \(layer.rawValue) features but checkpoint \(model.checkpointPath) gives \(queries.shape[1])-d ones; write it again with npid embed and this checkpoint")
         }
         return queries
+    }
+}
+
+/// An image listed in an embeddings file that no longer decodes.
+struct IndexImageError: Error, CustomStringConvertible {
+    let path: String
+    let indexPath: String
+    let cause: Error
+
+    var description: String {
+        "image \(path) of --index \(indexPath) cannot be read (\(cause)); write the index again with npid embed if the folder changed"
     }
 }

@@ -89,7 +89,7 @@ final class StopSignals: @unchecked Sendable {
         }
         let (isFirst, first) = firstSignal.compareExchange(expected: 0, desired: number, ordering: .relaxed)
         if isFirst && count == 1 {
-            Console.log("npid: \(name) received: finishing the current step and saving a checkpoint; send SIGINT or SIGTERM again to exit at once without saving")
+            Console.log("npid: \(name) received: finishing the current step and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving")
             return
         }
         let repeated = isFirst || first == number ? "again" : "after \(Self.name(of: first))"

@@ -33,6 +33,9 @@ public enum ImageDecoder {
         if hasPNGSignature(bytes) {
             return try decodePNG(bytes, path: path, maxPixelCount: maxPixelCount)
         }
+        if bytes.isEmpty {
+            throw DataError.corruptImage(path: path, message: "the file is empty")
+        }
         throw DataError.unsupportedFormat(path: path)
     }
 

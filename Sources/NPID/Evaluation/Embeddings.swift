@@ -47,7 +47,9 @@ public enum ImageFileScan {
 /// Python reads them with `safetensors.torch.load_file` and `json.loads`.
 ///
 /// Tensor `features` [N, D] float32, row i belonging to `paths[i]`. Metadata: `format`,
-/// `paths` (JSON list of paths relative to `root`), `root`, `checkpoint` and `layer`.
+/// `paths` (JSON list of paths relative to `root`), `root`, `checkpoint`, `layer` and
+/// `network_crc32c` (the checkpoint's `TrainedModel.networkFingerprint`; absent in files of
+/// earlier versions).
 public struct EmbeddingFile {
     public static let format = "swift-npid-embeddings-1"
 
@@ -58,8 +60,11 @@ public struct EmbeddingFile {
     public var root: String
     public var checkpoint: String
     public var layer: FeatureLayer
+    /// Fingerprint of the network weights that computed the features.
+    public var networkFingerprint: String?
 
-    public init(features: [Float], dimension: Int, paths: [String], root: String, checkpoint: String, layer: FeatureLayer) {
+    public init(features: [Float], dimension: Int, paths: [String], root: String, checkpoint: String, layer: FeatureLayer,
+                networkFingerprint: String? = nil) {
         precondition(features.count == paths.count * dimension, "EmbeddingFile needs one row of features per path")
         self.features = features
         self.dimension = dimension
@@ -67,6 +72,7 @@ public struct EmbeddingFile {
         self.root = root
         self.checkpoint = checkpoint
         self.layer = layer
+        self.networkFingerprint = networkFingerprint
     }
 
     public func write(to path: String) throws {
@@ -74,9 +80,10 @@ public struct EmbeddingFile {
         encoder.outputFormatting = [.withoutEscapingSlashes]
         let pathList = String(decoding: try encoder.encode(paths), as: UTF8.self)
         let tensor = SafetensorsTensor(name: "features", shape: [paths.count, dimension], values: features)
-        try Safetensors.write([tensor], metadata: ["format": Self.format, "paths": pathList, "root": root,
-                                                  "checkpoint": checkpoint, "layer": layer.rawValue],
-                              to: path)
+        var metadata = ["format": Self.format, "paths": pathList, "root": root, "checkpoint": checkpoint,
+                        "layer": layer.rawValue]
+        metadata["network_crc32c"] = networkFingerprint
+        try Safetensors.write([tensor], metadata: metadata, to: path)
     }
 
     public static func read(contentsOf path: String) throws -> EmbeddingFile {
@@ -91,13 +98,29 @@ public struct EmbeddingFile {
             throw invalid("has no float32 [N, D] features tensor")
         }
         guard let list = contents.metadata["paths"],
-              let paths = try? JSONDecoder().decode([String].self, from: Data(list.utf8)),
-              paths.count == tensor.shape[0] else {
-            throw invalid("has no JSON list of \(tensor.shape[0]) paths in its metadata")
+              let paths = try? JSONDecoder().decode([String].self, from: Data(list.utf8)) else {
+            throw invalid("has no JSON list of paths in its metadata")
         }
-        return EmbeddingFile(features: try tensor.values(as: Float.self), dimension: tensor.shape[1], paths: paths,
+        guard paths.count == tensor.shape[0] else {
+            throw invalid("has \(paths.count) paths in its metadata for \(tensor.shape[0]) feature rows")
+        }
+        guard !paths.isEmpty else {
+            throw invalid("contains no images")
+        }
+        var layer = FeatureLayer.embedding
+        if let name = contents.metadata["layer"] {
+            guard let named = FeatureLayer(rawValue: name) else {
+                throw invalid("names an unknown layer '\(name)' in its metadata")
+            }
+            layer = named
+        }
+        let features = try tensor.values(as: Float.self)
+        guard features.allSatisfy(\.isFinite) else {
+            throw invalid("contains features that are NaN or infinite")
+        }
+        return EmbeddingFile(features: features, dimension: tensor.shape[1], paths: paths,
                              root: contents.metadata["root"] ?? "", checkpoint: contents.metadata["checkpoint"] ?? "",
-                             layer: contents.metadata["layer"].flatMap(FeatureLayer.init(rawValue:)) ?? .embedding)
+                             layer: layer, networkFingerprint: contents.metadata["network_crc32c"])
     }
 }
 

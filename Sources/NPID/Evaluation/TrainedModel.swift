@@ -10,6 +10,19 @@ public final class TrainedModel {
 
     public var configuration: TrainingConfiguration { checkpoint.configuration }
 
+    /// CRC-32C of the network's state (names, shapes and bytes, in name order) as 8 hex
+    /// digits. Features computed by two checkpoints compare only when these agree.
+    public var networkFingerprint: String {
+        var crc = CRC32C()
+        for name in checkpoint.modelState.keys.sorted() {
+            let tensor = checkpoint.modelState[name]!
+            crc.update(name + ":" + tensor.shape.map(String.init).joined(separator: ",") + ":")
+            crc.update(tensor.bytes)
+        }
+        let digits = String(crc.value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     public init(checkpointPath: String, runtime: RuntimeOptions) throws {
         checkpoint = try Checkpoint.read(contentsOf: checkpointPath)
         self.checkpointPath = checkpointPath

@@ -280,6 +280,126 @@ import Testing
         #expect(image.height == size.height)
     }
 
+    @Test func searchIndexOfOtherEpochIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let earlier = run.runDirectory + "/checkpoint-epoch1.safetensors"
+        let index = scratch.path + "/epoch1.safetensors"
+        let query = try Self.testPaths(run)[0]
+
+        // Same width and layer, but the weights of epoch 1 against the checkpoint of epoch 2.
+        let embed = try await CLI.run(["embed", "--checkpoint", earlier, "--images", run.dataset.root + "/train",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                        "--threads", "1"], in: scratch.path)
+
+        embed.expectSuccess()
+        search.expectRejected(status: 2, message: "--index \(index) was written with another network than checkpoint \(run.checkpointPath) (another run, or another epoch of this one); write it again with npid embed and this checkpoint")
+    }
+
+    @Test func searchFlatIndexHasNoClasses() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let paths = try Self.testPaths(run)
+        let flat = scratch.path + "/flat"
+        try FileManager.default.createDirectory(atPath: flat, withIntermediateDirectories: false)
+        for (number, path) in paths.prefix(3).enumerated() {
+            try FileManager.default.copyItem(atPath: path, toPath: "\(flat)/\(number).jpg")
+        }
+        let index = scratch.path + "/flat.safetensors"
+
+        // The index is written and searched from different working folders, with a relative --images.
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", "flat",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, paths[0], paths[1],
+                                        "--top", "2", "--threads", "1"], in: run.dataset.root)
+
+        embed.expectSuccess()
+        search.expectSuccess()
+        let lines = search.stdoutLines
+        #expect(lines.count == 6, "stdout: \(search.stdout)")
+        for line in lines where line.hasPrefix(" ") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            #expect(fields.count == 4, "line: \(line)")
+            #expect(fields.dropFirst(2).first == "-", "line: \(line)")
+            #expect(fields.last?.hasPrefix(flat + "/") == true, "line: \(line)")
+        }
+    }
+
+    @Test func searchWarnsOfMissingImages() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let gallery = scratch.path + "/gallery"
+        try FileManager.default.copyItem(atPath: run.dataset.root + "/test", toPath: gallery)
+        let index = scratch.path + "/gallery.safetensors"
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", gallery,
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        embed.expectSuccess()
+        let removed = gallery + "/" + run.dataset.classNames[0] + "/" + (try FileManager.default
+            .contentsOfDirectory(atPath: gallery + "/" + run.dataset.classNames[0]).sorted()[0])
+        try FileManager.default.removeItem(atPath: removed)
+        let top = String(run.dataset.testCount)
+        let query = try Self.testPaths(run)[0]
+
+        let listed = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                        "--top", top, "--threads", "1"], in: scratch.path)
+        let drawn = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                       "--top", top, "--out", scratch.path + "/all.png", "--threads", "1"], in: scratch.path)
+
+        listed.expectSuccess()
+        #expect(listed.stderrLines == ["warning: 1 listed images no longer exist, \(removed) among them; write --index \(index) again with npid embed"])
+        #expect(drawn.status == 1, "stderr: \(drawn.stderr)")
+        #expect(drawn.errorLines.first?.hasPrefix(CLI.errorPrefix + "image \(removed) of --index \(index) cannot be read (") == true,
+                "stderr: \(drawn.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/all.png"))
+    }
+
+    @Test(arguments: [
+        ("x.jpg", "--out x.jpg must end in .png, because the picture is written as PNG"),
+        ("QUERY", "--out QUERY would overwrite the input QUERY; write to another file"),
+        ("folder.png", "--out folder.png is a folder; name a file to write"),
+    ])
+    func searchRejectsBadPictureOutput(output: String, message: String) async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = scratch.path + "/query.png"
+        try FileManager.default.copyItem(atPath: try Self.testPaths(run)[0], toPath: query)
+        try FileManager.default.createDirectory(atPath: scratch.path + "/folder.png", withIntermediateDirectories: false)
+        let outputPath = output == "QUERY" ? query : output
+        let before = try Data(contentsOf: URL(fileURLWithPath: query))
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query,
+                                        "--out", outputPath], in: scratch.path)
+
+        result.expectRejected(status: 2, message: message.replacingOccurrences(of: "QUERY", with: query))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: query)) == before)
+    }
+
+    @Test func embedRejectsOutputAmongImages() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let gallery = scratch.path + "/gallery"
+        try FileManager.default.copyItem(atPath: run.dataset.root + "/test", toPath: gallery)
+        let image = gallery + "/" + run.dataset.classNames[1] + "/" + (try FileManager.default
+            .contentsOfDirectory(atPath: gallery + "/" + run.dataset.classNames[1]).sorted()[0])
+        let before = try Data(contentsOf: URL(fileURLWithPath: image))
+        try FileManager.default.createDirectory(atPath: scratch.path + "/empty", withIntermediateDirectories: false)
+
+        let overwrite = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", gallery,
+                                           "--out", image, "--threads", "1"], in: scratch.path)
+        let empty = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", scratch.path + "/empty",
+                                       "--out", scratch.path + "/e.safetensors", "--threads", "1"], in: scratch.path)
+
+        overwrite.expectRejected(status: 2, message: "--out \(image) would overwrite the input \(image); write to another file")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == before)
+        empty.expectRejected(status: 2, message: "--images \(scratch.path)/empty contains no .jpg, .jpeg or .png file in it or its sub-folders; pass the folder that contains the images")
+    }
+
     @Test func searchIndexOfOtherWidthIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
@@ -293,11 +413,16 @@ import Testing
         let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
                                         "--threads", "1"], in: scratch.path)
 
-        result.expectRejected(status: 2, message: "--index \(index) holds 7-d embedding features but checkpoint \(run.checkpointPath) gives 16-d ones; write it again with npid embed and this checkpoint")
+        // A file without a network fingerprint, as earlier versions wrote, is searched with a warning.
+        #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stderrLines == [
+            "warning: --index \(index) records no network fingerprint, so npid cannot check that the checkpoint wrote it; write it again with npid embed to add one",
+            CLI.errorPrefix + "--index \(index) contains 7-d embedding features but checkpoint \(run.checkpointPath) gives 16-d ones; write it again with npid embed and this checkpoint",
+        ])
     }
 
     @Test(arguments: [
-        (["--recompute"], "--recompute applies to --data; an --index file already holds features computed without augmentation"),
+        (["--recompute"], "--recompute applies to --data; an --index file already contains features computed without augmentation"),
         (["--data", "DATA"], "--data and --index both name the images to search; pass one of them"),
     ])
     func searchIndexRejectsFlag(flags: [String], message: String) async throws {

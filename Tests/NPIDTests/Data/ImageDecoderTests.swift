@@ -334,8 +334,8 @@ import Testing
         #expect(DataError.unsupportedFormat(path: path).description.contains(path))
     }
 
-    @Test func emptyInputThrowsUnsupportedFormat() {
-        #expect(throws: DataError.unsupportedFormat(path: "empty.png")) {
+    @Test func emptyInputIsNamedEmpty() {
+        #expect(throws: DataError.corruptImage(path: "empty.png", message: "the file is empty")) {
             try ImageDecoder.decode(bytes: [], path: "empty.png")
         }
     }

@@ -59,6 +59,47 @@ import Testing
         #expect(restored.features == features)
         #expect(restored.dimension == 3)
         #expect(restored.checkpoint == "runs/a/checkpoint.safetensors")
+        #expect(restored.networkFingerprint == nil)
+        #expect(header.metadata["network_crc32c"] == nil)
+    }
+
+    @Test func fingerprintRoundTrips() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent("embeddings.safetensors").path
+
+        try EmbeddingFile(features: [1, 0], dimension: 2, paths: ["a.jpg"], root: "/data", checkpoint: "c",
+                          layer: .pooled, networkFingerprint: "0a1b2c3d").write(to: path)
+        let restored = try EmbeddingFile.read(contentsOf: path)
+
+        #expect(restored.networkFingerprint == "0a1b2c3d")
+        #expect(restored.layer == .pooled)
+    }
+
+    /// Files that parse as safetensors but describe no usable index: each gets its own sentence.
+    @Test(arguments: [
+        (["a.jpg", "b.jpg"], [Float](repeating: 1, count: 6), "embedding", "has 2 paths in its metadata for 3 feature rows"),
+        ([String](), [Float](), "embedding", "contains no images"),
+        (["a.jpg"], [Float(1), 0], "bogus", "names an unknown layer 'bogus' in its metadata"),
+        (["a.jpg"], [Float.nan, 0], "embedding", "contains features that are NaN or infinite"),
+    ])
+    func readRejectsUnusableIndex(paths: [String], features: [Float], layer: String, problem: String) throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent("index.safetensors").path
+        let rows = features.count / 2
+        let pathList = "[" + paths.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        try Safetensors.write([SafetensorsTensor(name: "features", shape: [rows, 2], values: features)],
+                              metadata: ["format": EmbeddingFile.format, "paths": pathList, "root": "/data",
+                                         "checkpoint": "c", "layer": layer],
+                              to: path)
+
+        #expect(throws: SafetensorsError.self) { try EmbeddingFile.read(contentsOf: path) }
+        do {
+            _ = try EmbeddingFile.read(contentsOf: path)
+        } catch {
+            #expect("\(error)" == "\(path) \(problem); write it again with npid embed")
+        }
     }
 
     @Test func readRejectsOtherSafetensors() throws {

@@ -75,8 +75,7 @@ enum SearchCommand {
             gallery = try .embeddings(at: indexPath!, model: model)
         }
         let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
-        let queryFeatures = try gallery.queryFeatures(of: queries, model: model,
-                                                      source: indexPath.map { "--index \($0)" } ?? "--data \(dataRoot!)")
+        let queryFeatures = try gallery.queryFeatures(of: queries, model: model)
         let neighbors = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top)
         let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
                                           bankLabels: gallery.labels)

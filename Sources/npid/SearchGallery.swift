@@ -14,6 +14,8 @@ struct SearchGallery {
     let classNames: [String]
     /// Decodes image `index` for the picture.
     let image: (Int) throws -> RGBImage
+    /// The flag and value that named the gallery, for messages.
+    let source: String
 
     /// Loads the training split of `dataRoot`, the one the checkpoint trained on.
     static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool) throws -> SearchGallery {
@@ -22,7 +24,7 @@ struct SearchGallery {
         let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
         return SearchGallery(features: try model.trainingFeatures(of: train, recompute: recompute), layer: .embedding,
                              paths: train.paths, labels: train.labels, classNames: train.classNames,
-                             image: { try train[$0] })
+                             image: { try train[$0] }, source: "--data \(dataRoot)")
     }
 
     /// Loads the images of an `npid embed` file. Each image's class is the name of its folder,
@@ -55,7 +57,8 @@ struct SearchGallery {
             }
         }
         return SearchGallery(features: try rows.l2Normalized().to(device: model.runtime.device), layer: index.layer,
-                             paths: paths, labels: folders.map { labelOf[$0]! }, classNames: classNames, image: image)
+                             paths: paths, labels: folders.map { labelOf[$0]! }, classNames: classNames, image: image,
+                             source: "--index \(indexPath)")
     }
 
     /// Returns the class name to print for `label`: "-" for images without a class.
@@ -66,7 +69,7 @@ struct SearchGallery {
     /// Computes the unit features of `images` in this gallery's layer.
     /// - Throws: `UsageError` when they do not have the gallery's width, as when an index was
     ///   written with another checkpoint.
-    func queryFeatures(of images: [RGBImage], model: TrainedModel, source: String) throws -> Tensor {
+    func queryFeatures(of images: [RGBImage], model: TrainedModel) throws -> Tensor {
         let store = ImageStore(images: images, labels: [Int](repeating: 0, count: images.count), classNames: ["unlabelled"])
         let queries = try model.features(of: store, layer: layer).l2Normalized()
         guard queries.shape[1] == features.shape[1] else {

@@ -133,15 +133,27 @@ import Testing
         #expect(records.last?["epoch"] as? Int == epochs)
     }
 
+    /// Waits up to 5 s for the run's report.html to be written after `date`.
+    static func waitForReport(in runDirectory: String, newerThan date: Date) async throws {
+        let started = Date()
+        while Date().timeIntervalSince(started) < 5 {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: runDirectory + "/report.html")
+            if let written = attributes?[.modificationDate] as? Date, written > date {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// Starts or resumes a run on `ranks` processes, sends SIGINT to it (the launcher when
     /// there are several) once an epoch has ended, and returns the checkpoint it saved. Tries
     /// again from that checkpoint while the stop lands on an epoch boundary.
     static func stopMidEpoch(dataset: CLIDataset, runDirectory: String, ranks: Int,
                              in folder: String) async throws -> Checkpoint {
         var checkpoint: Checkpoint?
-        // The epoch-end checkpoint and report take a while. A signal sent as soon as the epoch's
-        // line appears lands before the next epoch's first step, so each try waits twice as long
-        // as the one before. On a loaded machine the epoch's end can take over a second.
+        // The epoch's line comes before its report, and a signal sent before the report is
+        // written lands before the next epoch's first step. So each try waits for the report,
+        // then a little longer than the try before, but not so long that the run ends first.
         for attempt in 0..<7 {
             var arguments = ["train", "--data", dataset.root, "--epochs", String(epochs), "-b", String(batchSize)]
                 + modelFlags
@@ -152,7 +164,8 @@ import Testing
             let process = try CLIProcess(arguments, in: folder)
             let epochEnded = try await process.waitForStdout(containing: "/\(epochs) loss ")
             try #require(epochEnded, "no epoch finished; stderr: \(process.stderr)")
-            try await Task.sleep(for: .milliseconds(150 << attempt))
+            try await waitForReport(in: runDirectory, newerThan: Date().addingTimeInterval(-0.05))
+            try await Task.sleep(for: .milliseconds(min(100 << attempt, 800)))
             process.send(SIGINT)
             let stopped = try await process.finish()
 

@@ -115,4 +115,29 @@ extension Trainer {
             }
         }
     }
+
+    /// Returns the features of every image of `store` with the plain transform, rows in dataset order.
+    /// In a data-parallel run each rank reads only its slice, and a sum all-reduce fills in the
+    /// other ranks' rows (zero on this rank), so each rank reads 1/N of the images.
+    func sharedPlainFeatures(of store: ImageStore) throws -> Tensor {
+        let loader = BatchLoader(store: store, transform: .plain(PlainTransform(outputSize: configuration.imageSize)),
+                                 batchSize: 256, shuffle: false, seed: configuration.seed, workers: runtime.workers,
+                                 layout: runtime.channelsLast ? .nhwc : .nchw)
+        let slice = distributed.map { Self.evaluationSlice(count: store.count, rank: $0.rank, worldSize: $0.worldSize) }
+        let features = try extractFeatures(model: model, loader: loader, count: store.count, device: runtime.device,
+                                           channelsLast: runtime.channelsLast, precision: runtime.effectivePrecision,
+                                           indices: slice.map(Array.init))
+        if let distributed {
+            try distributed.perform("the evaluation features all-reduce") {
+                try distributed.group.allReduceSum([features])
+            }
+        }
+        return features
+    }
+
+    /// Returns the contiguous dataset rows whose features `rank` extracts for an evaluation.
+    /// The slices of all ranks cover 0..<count once and differ in size by at most one.
+    static func evaluationSlice(count: Int, rank: Int, worldSize: Int) -> Range<Int> {
+        (count * rank / worldSize)..<(count * (rank + 1) / worldSize)
+    }
 }

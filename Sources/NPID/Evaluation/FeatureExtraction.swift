@@ -16,16 +16,17 @@ public enum FeatureLayer: String, Sendable, CaseIterable {
 /// whatever order the loader yields. With `layer: .pooled` the rows are [N, C] instead.
 /// With `precision: .bfloat16` the network runs under bfloat16 autocast, as in training,
 /// and the rows are float32 (embeddings renormalised to unit length in float32).
+/// With `indices`, only those images are read and the other rows stay zero.
 public func extractFeatures(model: ResNet, loader: BatchLoader, count: Int, device: Device,
                             channelsLast: Bool, layer: FeatureLayer = .embedding,
-                            precision: Precision = .float32) throws -> Tensor {
+                            precision: Precision = .float32, indices: [Int]? = nil) throws -> Tensor {
     let width = layer == .embedding ? model.configuration.featureDimension : model.pooledDimension
     let features = try Tensor.zeros([count, width], device: device)
     func forward(_ images: Tensor) throws -> Tensor {
         layer == .embedding ? try model(images, training: false) : try model.pooledFeatures(images, training: false)
     }
     try withNoGrad {
-        let batches = loader.epoch(0)
+        let batches = indices.map { loader.epoch(0, order: $0) } ?? loader.epoch(0)
         while let batch = try batches.nextBatch() {
             let images = try batch.imageTensor(device: device, channelsLast: channelsLast)
             var output: Tensor

@@ -330,21 +330,8 @@ public final class Trainer {
     /// Test features [test count, D] and the reference rows [train count, D] they are
     /// compared with (the bank, or recomputed features), both in dataset order.
     func evaluationFeatures(recompute: Bool) throws -> (queries: Tensor, reference: Tensor) {
-        let plain = PlainTransform(outputSize: configuration.imageSize)
-        let layout: PixelLayout = runtime.channelsLast ? .nhwc : .nchw
-        let testLoader = BatchLoader(store: data.test, transform: .plain(plain), batchSize: 256, shuffle: false,
-                                     seed: configuration.seed, workers: runtime.workers, layout: layout)
-        let queries = try extractFeatures(model: model, loader: testLoader, count: data.test.count,
-                                          device: runtime.device, channelsLast: runtime.channelsLast,
-                                          precision: runtime.effectivePrecision)
-        var reference = bank.features
-        if recompute {
-            let trainLoader = BatchLoader(store: data.train, transform: .plain(plain), batchSize: 256, shuffle: false,
-                                          seed: configuration.seed, workers: runtime.workers, layout: layout)
-            reference = try extractFeatures(model: model, loader: trainLoader, count: data.train.count,
-                                            device: runtime.device, channelsLast: runtime.channelsLast,
-                                          precision: runtime.effectivePrecision)
-        }
+        let queries = try sharedPlainFeatures(of: data.test)
+        let reference = recompute ? try sharedPlainFeatures(of: data.train) : bank.features
         return (queries, reference)
     }
 

@@ -100,6 +100,46 @@ import Torch
         }
     }
 
+    @Test func ranksShareEvaluationFeatures() throws {
+        let configuration = TinyRun.configuration {
+            $0.batchSize = 4
+            $0.epochs = 1
+        }
+        let single = try Trainer(configuration: configuration, runtime: TinyRun.runtime, data: Self.data,
+                                 runDirectory: "/nonexistent/single")
+        let (singleQueries, singleReference) = try single.evaluationFeatures(recompute: true)
+        let alone = (queries: try singleQueries.floats(), reference: try singleReference.floats())
+
+        let ranks = try Self.runRanks(2) { run in
+            let trainer = try Trainer(configuration: configuration, runtime: TinyRun.runtime, data: Self.data,
+                                      runDirectory: "/nonexistent/rank\(run.rank)", distributed: run)
+            let (queries, reference) = try trainer.evaluationFeatures(recompute: true)
+            return (queries: try queries.floats(), reference: try reference.floats())
+        }
+
+        // Each rank reads half of the images. A row that no rank read would stay zero, and one
+        // that both ranks read would be doubled, so both would differ from the lone process's.
+        #expect(ranks[0].queries == ranks[1].queries)
+        #expect(ranks[0].reference == ranks[1].reference)
+        for (name, mine, theirs) in [("test", ranks[0].queries, alone.queries),
+                                     ("train", ranks[0].reference, alone.reference)] {
+            #expect(mine.count == theirs.count)
+            let difference = zip(mine, theirs).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(difference <= 1e-5, "\(name) features differ from one process's by up to \(difference)")
+        }
+    }
+
+    @Test func evaluationSlicesCoverRowsOnce() {
+        for count in [0, 1, 5, 24, 10_000] {
+            for worldSize in 1...4 {
+                let slices = (0..<worldSize).map { Trainer.evaluationSlice(count: count, rank: $0, worldSize: worldSize) }
+                #expect(slices.flatMap { Array($0) } == Array(0..<count), "\(count) rows on \(worldSize) ranks")
+                let sizes = slices.map(\.count)
+                #expect(sizes.max()! - sizes.min()! <= 1, "\(count) rows on \(worldSize) ranks: sizes \(sizes)")
+            }
+        }
+    }
+
     /// Trains one epoch from the start and returns every step's loss.
     static func trainEpoch(_ trainer: Trainer) throws -> [Double] {
         var losses: [Double] = []

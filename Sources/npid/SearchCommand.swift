@@ -19,9 +19,11 @@ enum SearchCommand {
         For each query image (any JPEG or PNG file, of any size), prints the N most similar
         training images by cosine similarity of their features: rank, similarity, class and
         path, then how many matches each class has. With --index, it searches the images of
-        an npid embed file instead, and an image's class is the name of its folder. A query inside a folder named after a
-        training class (test/cat/0001.jpg) also gets the number of matches of that class,
-        and a summary line follows when there are several such queries. Example:
+        an npid embed file instead, and an image's class is the name of its folder. A query
+        that is itself one of the searched images is left out of its own matches. A query
+        inside a folder named after a training class (test/cat/0001.jpg) also gets the
+        number of matches of that class, and a summary line follows when there are several
+        such queries. Example:
           npid search --checkpoint runs/c10/checkpoint.safetensors --data cifar10-jpeg photo.jpg
           npid embed --checkpoint runs/c10/checkpoint.safetensors --images photos --out photos.safetensors
           npid search --checkpoint runs/c10/checkpoint.safetensors --index photos.safetensors photo.jpg
@@ -76,7 +78,24 @@ enum SearchCommand {
         }
         let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
         let queryFeatures = try gallery.queryFeatures(of: queries, model: model)
-        let neighbors = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top)
+
+        // A query that is one of the searched images would be its own best match, so it is left out.
+        let ownRows = gallery.rows(of: queryPaths)
+        for (path, own) in zip(queryPaths, ownRows) where own != nil {
+            Console.log("note: query \(path) is one of the searched images; it is left out of its own matches")
+        }
+        let available = gallery.paths.count - (ownRows.contains { $0 != nil } ? 1 : 0)
+        guard available > 0 else {
+            throw UsageError("\(gallery.source) contains no image but the query itself; search a larger folder")
+        }
+        if top > available {
+            Console.log("note: --top \(top) is more than the \(available) images there are to search; each query gets \(available) matches")
+        }
+        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features,
+                                         count: ownRows.contains { $0 != nil } ? top + 1 : top)
+        let neighbors = zip(found, ownRows).map { list, own in
+            Array(list.filter { $0.index != own }.prefix(top))
+        }
         let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
                                           bankLabels: gallery.labels)
 

@@ -66,6 +66,15 @@ struct SearchGallery {
         classNames[label].isEmpty ? "-" : classNames[label]
     }
 
+    /// Returns each query's row among the gallery's images, or nil when it is not one of them.
+    /// Paths are compared as absolute paths without "." and ".." parts.
+    func rows(of queryPaths: [String]) -> [Int?] {
+        let absolute = { (path: String) in URL(fileURLWithPath: path).standardizedFileURL.path }
+        let rowOf = Dictionary(paths.enumerated().map { (absolute($0.element), $0.offset) },
+                               uniquingKeysWith: { first, _ in first })
+        return queryPaths.map { rowOf[absolute($0)] }
+    }
+
     /// Computes the unit features of `images` in this gallery's layer.
     /// - Throws: `UsageError` when they do not have the gallery's width, as when an index was
     ///   written with another checkpoint.

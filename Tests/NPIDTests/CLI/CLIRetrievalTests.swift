@@ -357,6 +357,36 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/all.png"))
     }
 
+    @Test func searchLeavesOutQueryItself() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let index = scratch.path + "/test.safetensors"
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        embed.expectSuccess()
+        let query = try Self.testPaths(run)[2]
+        let count = run.dataset.testCount
+
+        // The query is one of the indexed images, named through a "." part.
+        let dotted = run.dataset.root + "/./test/" + URL(fileURLWithPath: query).deletingLastPathComponent().lastPathComponent
+            + "/" + URL(fileURLWithPath: query).lastPathComponent
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, dotted,
+                                        "--top", String(count + 3), "--threads", "1"], in: scratch.path)
+
+        search.expectSuccess()
+        #expect(search.stderrLines == [
+            "note: query \(dotted) is one of the searched images; it is left out of its own matches",
+            "note: --top \(count + 3) is more than the \(count - 1) images there are to search; each query gets \(count - 1) matches",
+        ])
+        let found = search.stdoutLines.compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            return fields.count == 4 && Int(fields[0]) != nil ? fields[3] : nil
+        }
+        #expect(found.count == count - 1, "stdout: \(search.stdout)")
+        #expect(Set(found) == Set(try Self.testPaths(run)).subtracting([query]))
+    }
+
     @Test(arguments: [
         ("x.jpg", "--out x.jpg must end in .png, because the picture is written as PNG"),
         ("QUERY", "--out QUERY would overwrite the input QUERY; write to another file"),

@@ -79,29 +79,40 @@ enum SearchCommand {
         let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
         let queryFeatures = try gallery.queryFeatures(of: queries, model: model)
 
-        // A query that is one of the searched images would be its own best match, so it is left out.
+        // A query that is one of the searched images would be its own best match, so its
+        // rows are left out. A query with nothing else to search gets no matches.
         let ownRows = gallery.rows(of: queryPaths)
-        for (path, own) in zip(queryPaths, ownRows) where own != nil {
-            Console.log("note: query \(path) is one of the searched images; it is left out of its own matches")
+        var answered: [Int] = []
+        var notes: [String] = []
+        for (query, own) in ownRows.enumerated() {
+            if own.isEmpty {
+                answered.append(query)
+            } else if own.count < gallery.paths.count {
+                notes.append("note: query \(queryPaths[query]) is one of the searched images; it is left out of its own matches")
+                answered.append(query)
+            } else {
+                notes.append("note: query \(queryPaths[query]) is the only image of \(gallery.source), so it has no matches")
+            }
         }
-        let available = gallery.paths.count - (ownRows.contains { $0 != nil } ? 1 : 0)
-        guard available > 0 else {
-            throw UsageError("\(gallery.source) contains no image but the query itself; search a larger folder")
+        guard !answered.isEmpty else {
+            throw UsageError("\(gallery.source) contains no image but the queries themselves; search a larger folder")
         }
-        if top > available {
-            Console.log("note: --top \(top) is more than the \(available) images there are to search; each query gets \(available) matches")
+        notes.forEach(Console.log)
+        if answered.contains(where: { top > gallery.paths.count - ownRows[$0].count }) {
+            Console.log("note: --top \(top) is more than the images there are to search (\(gallery.paths.count), less a query's own); such queries get fewer matches")
         }
-        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features,
-                                         count: ownRows.contains { $0 != nil } ? top + 1 : top)
-        let neighbors = zip(found, ownRows).map { list, own in
-            Array(list.filter { $0.index != own }.prefix(top))
+        let largestOwn = answered.map { ownRows[$0].count }.max() ?? 0
+        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top + largestOwn)
+        let neighbors = answered.map { query in
+            Array(found[query].filter { !ownRows[query].contains($0.index) }.prefix(top))
         }
-        let rows = RetrievalExamples.rows(queries: Array(queries.indices), queryLabels: nil, neighbors: neighbors,
+        let rows = RetrievalExamples.rows(queries: answered, queryLabels: nil, neighbors: neighbors,
                                           bankLabels: gallery.labels)
 
-        var sameClassCounts: [Int] = []
+        var sameClassCounts: [(same: Int, matches: Int)] = []
         var missing: [String] = []
-        for (path, row) in zip(queryPaths, rows) {
+        for row in rows {
+            let path = queryPaths[row.query]
             Console.output(path)
             for (rank, (neighbor, label)) in zip(row.neighbors, row.neighborLabels).enumerated() {
                 let match = gallery.paths[neighbor.index]
@@ -117,7 +128,7 @@ enum SearchCommand {
             }
             if let label = folderClass(of: path, names: gallery.classNames) {
                 let same = row.neighborLabels.filter { $0 == label }.count
-                sameClassCounts.append(same)
+                sameClassCounts.append((same, row.neighbors.count))
                 Console.output("  same class as the query's folder (\(gallery.classNames[label])): \(same) of \(row.neighbors.count)")
             }
         }
@@ -125,7 +136,7 @@ enum SearchCommand {
             Console.log("warning: \(Set(missing).count) listed images no longer exist, \(first) among them; write --index \(indexPath) again with npid embed")
         }
         if sameClassCounts.count > 1 {
-            Console.output(sameClassSummary(sameClassCounts, top: rows.first?.neighbors.count ?? top))
+            Console.output(sameClassSummary(sameClassCounts))
         }
         if let outputPath {
             try PNGEncoder.write(RetrievalExamples.picture(rows, queryImage: { queries[$0.query] },
@@ -143,12 +154,13 @@ enum SearchCommand {
     }
 
     /// Formats the mean count of matches that share the query folder's class, and how many
-    /// queries have such matches as a majority.
-    static func sameClassSummary(_ counts: [Int], top: Int) -> String {
-        let mean = Double(counts.reduce(0, +)) / Double(counts.count)
-        let majority = counts.filter { 2 * $0 > top }.count
+    /// queries have such matches as a majority of their own matches.
+    static func sameClassSummary(_ counts: [(same: Int, matches: Int)]) -> String {
+        let mean = Double(counts.map(\.same).reduce(0, +)) / Double(counts.count)
+        let matches = counts.map(\.matches).max() ?? 0
+        let majority = counts.filter { 2 * $0.same > $0.matches }.count
         return String(format: "%d queries in class folders: %.2f of %d matches share the class on average; %d (%.1f%%) have more than half",
-                      counts.count, mean, top, majority, 100 * Double(majority) / Double(counts.count))
+                      counts.count, mean, matches, majority, 100 * Double(majority) / Double(counts.count))
     }
 
     /// Formats how many neighbours each class has, most first: "airplane 7, ship 2, bird 1".

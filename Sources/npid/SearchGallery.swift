@@ -66,13 +66,22 @@ struct SearchGallery {
         classNames[label].isEmpty ? "-" : classNames[label]
     }
 
-    /// Returns each query's row among the gallery's images, or nil when it is not one of them.
-    /// Paths are compared as absolute paths without "." and ".." parts.
-    func rows(of queryPaths: [String]) -> [Int?] {
-        let absolute = { (path: String) in URL(fileURLWithPath: path).standardizedFileURL.path }
-        let rowOf = Dictionary(paths.enumerated().map { (absolute($0.element), $0.offset) },
-                               uniquingKeysWith: { first, _ in first })
-        return queryPaths.map { rowOf[absolute($0)] }
+    /// Returns, for each query, the gallery rows that are the same file as the query (none for
+    /// most queries). Files are compared by device and inode, so a symbolic link or another
+    /// spelling of the path matches its file, while names that differ only in Unicode
+    /// normal form stay two files.
+    func rows(of queryPaths: [String]) -> [[Int]] {
+        let queryFiles = queryPaths.map(FileIdentity.init(path:))
+        let queried = Set(queryFiles.compactMap { $0 })
+        var rowsOf: [FileIdentity: [Int]] = [:]
+        if !queried.isEmpty {
+            for (row, path) in paths.enumerated() {
+                if let file = FileIdentity(path: path), queried.contains(file) {
+                    rowsOf[file, default: []].append(row)
+                }
+            }
+        }
+        return queryFiles.map { file in file.flatMap { rowsOf[$0] } ?? [] }
     }
 
     /// Computes the unit features of `images` in this gallery's layer.
@@ -96,5 +105,22 @@ struct IndexImageError: Error, CustomStringConvertible {
 
     var description: String {
         "image \(path) of --index \(indexPath) cannot be read (\(cause)); write the index again with npid embed if the folder changed"
+    }
+}
+
+/// The identity of a file: the device and inode that `stat` reports after following
+/// symbolic links.
+struct FileIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    /// Reads the identity of the file at `path`, or returns nil when it cannot be read.
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return nil
+        }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 }

@@ -365,26 +365,77 @@ import Testing
         let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
                                        "--out", index, "--threads", "1"], in: scratch.path)
         embed.expectSuccess()
-        let query = try Self.testPaths(run)[2]
+        let testPaths = try Self.testPaths(run)
         let count = run.dataset.testCount
 
-        // The query is one of the indexed images, named through a "." part.
-        let dotted = run.dataset.root + "/./test/" + URL(fileURLWithPath: query).deletingLastPathComponent().lastPathComponent
-            + "/" + URL(fileURLWithPath: query).lastPathComponent
-        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, dotted,
+        // Two queries are indexed images, one named through a symbolic link and one through a
+        // "." part. The third, a training image, is not in the index.
+        let link = scratch.path + "/link.jpg"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: testPaths[2])
+        let dotted = run.dataset.root + "/./test/" + URL(fileURLWithPath: testPaths[5]).deletingLastPathComponent().lastPathComponent
+            + "/" + URL(fileURLWithPath: testPaths[5]).lastPathComponent
+        let outside = try ImageFolder(split: run.dataset.root + "/train").paths[0]
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, link, dotted, outside,
                                         "--top", String(count + 3), "--threads", "1"], in: scratch.path)
 
         search.expectSuccess()
         #expect(search.stderrLines == [
+            "note: query \(link) is one of the searched images; it is left out of its own matches",
             "note: query \(dotted) is one of the searched images; it is left out of its own matches",
-            "note: --top \(count + 3) is more than the \(count - 1) images there are to search; each query gets \(count - 1) matches",
+            "note: --top \(count + 3) is more than the images there are to search (\(count), less a query's own); such queries get fewer matches",
         ])
-        let found = search.stdoutLines.compactMap { line -> String? in
+        var found: [[String]] = []
+        var sameClass: [(same: Int, matches: Int)] = []
+        for line in search.stdoutLines {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            return fields.count == 4 && Int(fields[0]) != nil ? fields[3] : nil
+            if [link, dotted, outside].contains(line) {
+                found.append([])
+            } else if fields.count == 4, Int(fields[0]) != nil {
+                found[found.count - 1].append(fields[3])
+            } else if line.hasPrefix("  same class as the query's folder"), let counts = line.split(separator: ":").last {
+                let numbers = counts.split(separator: " ").compactMap { Int($0) }
+                sameClass.append((numbers[0], numbers[1]))
+            }
         }
-        #expect(found.count == count - 1, "stdout: \(search.stdout)")
-        #expect(Set(found) == Set(try Self.testPaths(run)).subtracting([query]))
+        try #require(found.count == 3, "stdout: \(search.stdout)")
+        #expect(Set(found[0]) == Set(testPaths).subtracting([testPaths[2]]))
+        #expect(Set(found[1]) == Set(testPaths).subtracting([testPaths[5]]))
+        #expect(Set(found[2]) == Set(testPaths))
+        #expect(found.map(\.count) == [count - 1, count - 1, count])
+
+        // The summary judges each query against its own number of matches.
+        try #require(sameClass.count == 2)
+        #expect(sameClass.map(\.matches) == [count - 1, count])
+        let majority = sameClass.filter { 2 * $0.same > $0.matches }.count
+        let mean = Double(sameClass[0].same + sameClass[1].same) / 2
+        #expect(search.stdoutLines.last == String(format: "2 queries in class folders: %.2f of %d matches share the class on average; %d (%.1f%%) have more than half",
+                                                  mean, count, majority, 50 * Double(majority)))
+    }
+
+    @Test func searchOfOnlyImageHasNoMatches() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let testPaths = try Self.testPaths(run)
+        let folder = scratch.path + "/one"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: testPaths[0], toPath: folder + "/a.jpg")
+        let index = scratch.path + "/one.safetensors"
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", folder,
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        embed.expectSuccess()
+
+        let both = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, "one/a.jpg",
+                                      testPaths[1], "--threads", "1"], in: scratch.path)
+        let alone = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, "one/a.jpg",
+                                       "--threads", "1"], in: scratch.path)
+
+        both.expectSuccess()
+        #expect(both.stderrLines.first == "note: query one/a.jpg is the only image of --index \(index), so it has no matches")
+        #expect(both.stdoutLines.first == testPaths[1], "stdout: \(both.stdout)")
+        #expect(both.stdoutLines.dropFirst().first?.hasSuffix(" " + folder + "/a.jpg") == true, "stdout: \(both.stdout)")
+        #expect(!both.stdoutLines.contains("one/a.jpg"))
+        alone.expectRejected(status: 2, message: "--index \(index) contains no image but the queries themselves; search a larger folder")
     }
 
     @Test(arguments: [

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import NPID
 import Synchronization
 
 /// SIGINT, SIGTERM and SIGHUP handling for `npid train`.
@@ -93,7 +94,11 @@ final class StopSignals: @unchecked Sendable {
             return
         }
         let repeated = isFirst || first == number ? "again" : "after \(Self.name(of: first))"
-        Console.log("npid: \(name) received \(repeated): exiting at once without saving; the checkpoints in \(runDirectory) are as the last completed save left them")
+        // The newest checkpoint's name appears only when a save completes (an atomic rename).
+        let checkpointState = FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName)
+            ? "the checkpoints in \(runDirectory) are as the last completed save left them"
+            : "no checkpoint was written to \(runDirectory) yet, so start the run again"
+        Console.log("npid: \(name) received \(repeated): exiting at once without saving; \(checkpointState)")
         _exit(128 + number)
     }
 }

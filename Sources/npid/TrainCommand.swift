@@ -202,7 +202,10 @@ enum TrainCommand {
             exit(128 + number)
         } catch let lost as LostRankError {
             Console.quiet = false
-            Console.error("\(lost); continue from the last checkpoint with: \(resumeCommand(options, runDirectory: runDirectory))")
+            let next = trainer.hasCheckpoint
+                ? "continue from the last checkpoint with: \(resumeCommand(options, runDirectory: runDirectory))"
+                : "no checkpoint was written, so start the run again once the cause is fixed"
+            Console.error("\(lost); \(next)")
             exit(1)
         }
         guard isLeader else {

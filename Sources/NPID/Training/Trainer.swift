@@ -79,6 +79,9 @@ public final class Trainer {
     public private(set) var lastAccuracy: KNNAccuracy?
 
     public var checkpointPath: String { checkpointFiles.latestPath }
+    /// Whether the run has a checkpoint that --resume can continue, either one this run saved
+    /// or the one it resumed from. On ranks other than 0 it follows rank 0's saves.
+    public var hasCheckpoint: Bool { savedPosition != nil }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
 
     /// Sets up a new run, or continues `resume` when given. With `distributed`, this process is

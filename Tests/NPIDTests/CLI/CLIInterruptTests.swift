@@ -119,6 +119,35 @@ import Testing
         #expect(checkpoint.epochsDone >= 1)
     }
 
+    /// A second signal before the first checkpoint prints that there is nothing to resume.
+    /// --eval-untrained evaluates before the first step, so the signals land long before the
+    /// first save.
+    @Test func secondSignalBeforeCheckpointSaysStartAgain() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+        let flags = CLIRuns.smallModelFlags + ["-b", "2", "--epochs", "50", "--eval-untrained"]
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory] + flags,
+                                     in: scratch.path)
+        let training = try await process.waitForStderr(containing: "training on ")
+        try #require(training, "training did not start; stderr: \(process.stderr)")
+        try #require(process.pause(), "npid exited before the signals; stderr: \(process.stderr)")
+        process.send(SIGINT)
+        process.send(SIGTERM)
+        process.send(SIGCONT)
+        let stopped = try await process.finish()
+
+        #expect(!stopped.timedOut)
+        let second = stopped.status == 130 ? "SIGINT" : "SIGTERM"
+        let first = second == "SIGINT" ? "SIGTERM" : "SIGINT"
+        #expect(stopped.status == 130 || stopped.status == 143, "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.last == "npid: \(second) received after \(first): exiting at once without saving; no checkpoint was written to \(runDirectory) yet, so start the run again",
+                "stderr: \(stopped.stderr)")
+        #expect(try CLIRunFolder.names(runDirectory).filter { $0.hasPrefix("checkpoint") } == [])
+    }
+
     /// `nohup` starts npid with SIGHUP ignored, and npid leaves it so: the run goes on.
     @Test func hangupUnderNohupIsIgnored() async throws {
         let dataset = try CLIDataset.shared.get()

@@ -63,10 +63,31 @@ public struct TrainingData: Sendable {
                  options: DataLoadOptions(threads: threads))
     }
 
-    /// Throws a usage error when the image folder `root`, given as --data, does not exist.
+    /// Throws a usage error when the image folder `root`, given as --data, does not exist or is a file.
     public static func checkRoot(_ root: String) throws {
-        guard ImageFolder.isFolder(root) else {
+        guard !ImageFolder.isFolder(root) else {
+            return
+        }
+        guard FileManager.default.fileExists(atPath: root) else {
             throw UsageError("data folder \(root) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
+        }
+        throw UsageError("\(root) is a file, not a folder; pass the image folder that contains train/ and test/ folders of class sub-folders")
+    }
+
+    /// Throws the usage error that `load` raises when two split folders cannot be trained on
+    /// together, because their class folders differ or there is only one class.
+    public static func checkClasses(train trainFolder: ImageFolder, test testFolder: ImageFolder) throws {
+        guard trainFolder.classNames == testFolder.classNames else {
+            throw UsageError("\(trainFolder.directory) and \(testFolder.directory) have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
+        }
+        try checkClassCount(trainFolder)
+    }
+
+    /// Throws a usage error when `folder` has a single class folder.
+    public static func checkClassCount(_ folder: ImageFolder) throws {
+        // With one class every kNN vote is right, so the accuracy would always read 100%.
+        guard folder.classNames.count >= 2 else {
+            throw UsageError("data folder \(folder.directory) contains a single class folder, \(folder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
         }
     }
 
@@ -85,13 +106,7 @@ public struct TrainingData: Sendable {
         case .folders(let trainPath, let testPath):
             let trainFolder = try ImageFolder(split: trainPath, limitPerClass: limitPerClass)
             let testFolder = try ImageFolder(split: testPath, limitPerClass: testLimitPerClass)
-            guard trainFolder.classNames == testFolder.classNames else {
-                throw UsageError("\(trainFolder.directory) and \(testFolder.directory) have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
-            }
-            // With one class every kNN vote is right, so the accuracy would always read 100%.
-            guard trainFolder.classNames.count >= 2 else {
-                throw UsageError("data folder \(trainFolder.directory) contains a single class folder, \(trainFolder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
-            }
+            try checkClasses(train: trainFolder, test: testFolder)
             let scanOptions = ImageScanOptions(threads: options.threads, cacheBudget: options.cacheBudget)
             let trainScan = ImageFolderScan(folder: trainFolder, options: scanOptions)
             let testScan = ImageFolderScan(folder: testFolder, options: scanOptions)

@@ -185,6 +185,19 @@ import Testing
         result.expectRejected(status: 2, message: "--checkpoint \(folder) is a folder; pass the checkpoint.safetensors file inside it")
     }
 
+    /// A folder given as --index gets advice about embeddings files, not checkpoints.
+    @Test func searchRejectsFolderAsIndex() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let checkpoint = try scratch.write(Array("checked later".utf8), to: "checkpoint.safetensors")
+        let folder = try scratch.makeFolder("embeddings")
+
+        let result = try await CLI.run(["search", "--checkpoint", checkpoint, "--index", folder, "query.jpg"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--index \(folder) is a folder; pass the .safetensors file that npid embed wrote")
+    }
+
     @Test func evalOfRandomBytesFails() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()

@@ -78,8 +78,8 @@ enum CheckDataCommand {
         for report in reports {
             let folder = report.scan.folder
             let bad = report.scan.badFiles.count
-            Console.output("\(folder.directory): \(report.scan.goodCount) images in \(folder.classNames.count) classes, "
-                           + (bad == 0 ? "no bad files" : "\(bad) bad \(bad == 1 ? "file" : "files")"))
+            Console.output("\(folder.directory): \(counted(report.scan.goodCount, "image")) in \(counted(folder.classNames.count, "class")), "
+                           + (bad == 0 ? "no bad files" : counted(bad, "bad file")))
         }
 
         Console.output("")

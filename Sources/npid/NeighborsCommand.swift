@@ -60,7 +60,8 @@ enum NeighborsCommand {
         if failuresOnly {
             rows = RetrievalExamples.failures(rows, limit: rowLimit)
             guard !rows.isEmpty else {
-                Console.output("no query among \(queries.count) test images has most of its \(min(neighborCount, data.train.count)) neighbours in other classes; no picture written")
+                let neighborPhrase = counted(min(neighborCount, data.train.count), "neighbour")
+                Console.output("no query among \(counted(queries.count, "test image")) has most of its \(neighborPhrase) in other classes; no picture written")
                 return
             }
         }

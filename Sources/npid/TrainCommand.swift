@@ -80,7 +80,7 @@ enum TrainCommand {
             }
             let place = checkpoint.stepInEpoch == 0
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
-                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch) of \(checkpoint.worldSize) rank\(checkpoint.worldSize == 1 ? "" : "s") (\(checkpoint.epochImageCount) images)"
+                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch) of \(counted(checkpoint.worldSize, "rank")) (\(counted(checkpoint.epochImageCount, "image")))"
             resumeMessage = "resuming \(resumeDirectory) \(place)"
         } else {
             configuration = defaults

@@ -131,7 +131,7 @@ public final class Trainer {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             let abandoned = AtomicFile.removeAbandonedTemporaryFiles(in: runDirectory)
             if !abandoned.isEmpty {
-                events(.message("removed \(abandoned.count) unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
+                events(.message("removed \(counted(abandoned.count, "unfinished temporary file")) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
             }
             try writeConfiguration()
             try metrics.truncate(afterEpoch: epochsDone)

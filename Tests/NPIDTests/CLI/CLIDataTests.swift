@@ -142,6 +142,7 @@ import Testing
         let result = try await CLI.run(["check-data", root], in: scratch.path)
 
         #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stdoutLines.first == "\(root): 1 image in 1 class, no bad files", "stdout: \(result.stdout)")
         #expect(result.stderr == CLI.errorPrefix + "data folder \(root) contains a single class folder, bird; the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/\n")
     }
 

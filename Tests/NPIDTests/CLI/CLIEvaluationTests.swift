@@ -136,4 +136,27 @@ import Testing
         #expect(result.stderrLines.count == 1)
         #expect(result.errorLines.first?.contains("--out \(picture)") == true, "stderr: \(result.stderr)")
     }
+
+    // MARK: embed
+
+    @Test func embedOfOneImageSaysImage() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let imageFolder = try scratch.makeFolder("one")
+        let classFolder = run.dataset.root + "/test/" + run.dataset.classNames[0]
+        let firstImage = try #require(try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted().first)
+        try FileManager.default.copyItem(atPath: classFolder + "/" + firstImage, toPath: imageFolder + "/" + firstImage)
+        let output = scratch.path + "/one.safetensors"
+
+        let result = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", imageFolder,
+                                        "--out", output, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stdoutLines.count == 1, "stdout: \(result.stdout)")
+        #expect(result.stdoutLines.first?.hasPrefix("embedded 1 image (16-d embedding features) from \(imageFolder) in ") == true,
+                "stdout: \(result.stdout)")
+        #expect(result.stdoutLines.first?.hasSuffix(" s: \(output)") == true, "stdout: \(result.stdout)")
+    }
 }

@@ -83,6 +83,19 @@ import Testing
         }
     }
 
+    /// The --nproc launcher turns SIGHUP into SIGTERM, and the help must not promise 129 there.
+    @Test func trainHelpNamesHangupStatusUnderLauncher() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["train", "--help"], in: scratch.path)
+
+        result.expectSuccess()
+        let text = result.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains("exits with 130, 143 or 129. With --nproc, the launcher passes SIGHUP on as SIGTERM, so the run exits with 143."),
+                "stdout: \(result.stdout)")
+    }
+
     @Test func versionNamesLibtorch() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -44,8 +44,8 @@ enum TrainCommand {
         summary: """
         Trains a ResNet by non-parametric instance discrimination (memory bank + NCE),
         evaluates weighted kNN on the test split after every epoch, and writes a checkpoint
-        at every epoch end. SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current step,
-        saves a checkpoint that --resume continues from, and exits with 130, 143 or 129.
+        at every epoch end. SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current step or
+        evaluation, saves a checkpoint that --resume continues from, and exits with 130, 143 or 129.
         With --nproc, the launcher passes SIGHUP on as SIGTERM, so the run exits with 143.
         Example:
           npid train --data cifar10-jpeg --run-dir runs/c10 --epochs 200

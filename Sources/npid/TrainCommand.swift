@@ -114,6 +114,9 @@ enum TrainCommand {
             guard benchSteps == nil else {
                 throw UsageError("--bench-steps measures one process; drop --nproc")
             }
+            // Each rank would print the same layout error, so the launcher checks the folders once
+            // first. NOTE: images that fail to decode are still reported by every rank.
+            try TrainingData.checkLayout(of: dataRequest.source)
             let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
                                         resumeHint: resumeCommand(options, runDirectory: runDirectory),
                                         checkpointPath: runDirectory + "/" + Checkpoint.fileName)

@@ -78,9 +78,33 @@ public struct TrainingData: Sendable {
     /// together, because their class folders differ or there is only one class.
     public static func checkClasses(train trainFolder: ImageFolder, test testFolder: ImageFolder) throws {
         guard trainFolder.classNames == testFolder.classNames else {
-            throw UsageError("\(trainFolder.directory) and \(testFolder.directory) have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
+            var differences: [String] = []
+            for (folder, other) in [(trainFolder, testFolder), (testFolder, trainFolder)] {
+                let otherNames = Set(other.classNames)
+                let extra = folder.classNames.filter { !otherNames.contains($0) }
+                if !extra.isEmpty {
+                    let noun = extra.count == 1 ? "class folder" : "class folders"
+                    differences.append("\(folder.directory) has \(noun) \(listNames(extra)) that \(other.directory) lacks")
+                }
+            }
+            throw UsageError(differences.joined(separator: ", and ") + "; both splits need the same classes")
         }
         try checkClassCount(trainFolder)
+    }
+
+    /// Returns "a, b, c" for up to five names, and "a, b, c, d, e and 3 more" for longer lists.
+    static func listNames(_ names: [String]) -> String {
+        let shown = names.prefix(5).joined(separator: ", ")
+        return names.count > 5 ? "\(shown) and \(names.count - 5) more" : shown
+    }
+
+    /// Scans the split folders of `source` without decoding any image, and throws the errors
+    /// that `load` raises for their layout. CIFAR sources are not checked.
+    public static func checkLayout(of source: DataSource) throws {
+        guard case .folders(let trainPath, let testPath) = source else {
+            return
+        }
+        try checkClasses(train: try ImageFolder(split: trainPath), test: try ImageFolder(split: testPath))
     }
 
     /// Throws a usage error when `folder` has a single class folder.

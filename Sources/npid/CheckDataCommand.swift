@@ -12,8 +12,9 @@ enum CheckDataCommand {
         summary: """
         Scans an image folder the way npid train does, without training: counts the images of
         each class in ROOT/train and ROOT/test (or in ROOT itself when it has neither), summarises
-        their sizes and lists every file that fails to decode. Exits with 1 when it finds bad
-        files or splits with different classes.
+        their sizes and lists every file that fails to decode. Exits with 2, as npid train
+        does, when ROOT has only one of train/ and test/, when the splits have different
+        class folders, or when there is a single class; and with 1 when it finds bad files.
         """,
         specs: specs)
 
@@ -36,10 +37,8 @@ enum CheckDataCommand {
         try TrainingData.checkRoot(root)
 
         let trimmed = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
-        var splits = DataSplit.allCases.map(\.rawValue).filter { isFolder(trimmed + "/" + $0) }
-        if splits.isEmpty {
-            splits = [""]
-        }
+        let presentSplits = DataSplit.allCases.map(\.rawValue).filter { isFolder(trimmed + "/" + $0) }
+        let splits = presentSplits.isEmpty ? [""] : presentSplits
         let scanOptions = ImageScanOptions(threads: threads, cacheBudget: ImageCacheBudget(bytes: 0))
         var reports: [SplitReport] = []
         for split in splits {
@@ -49,16 +48,29 @@ enum CheckDataCommand {
         }
 
         printSummary(reports)
+        try checkLayout(root: trimmed, presentSplits: presentSplits, folders: reports.map(\.scan.folder))
         let badFiles = reports.flatMap(\.scan.badFiles)
-        let classesDiffer = Set(reports.map(\.scan.folder.classNames)).count > 1
         if !badFiles.isEmpty {
             let single = badFiles.count == 1
             let noun = single ? "bad image file" : "bad image files"
             let pronoun = single ? "it" : "them"
             throw CheckDataFailure(message: "\(badFiles.count) \(noun) in \(trimmed); replace or delete \(pronoun), or train with --on-bad-image skip to leave \(pronoun) out")
         }
-        if classesDiffer {
-            throw CheckDataFailure(message: "the splits of \(trimmed) have different class folders; training needs the same classes in train/ and test/")
+    }
+
+    /// Throws the error that npid train --data `root` raises, with the same sentence, for a layout
+    /// it cannot train on. npid train finds these before it decodes any image, so they come
+    /// before bad files here too.
+    static func checkLayout(root: String, presentSplits: [String], folders: [ImageFolder]) throws {
+        if presentSplits.count == 1 {
+            let missing = DataSplit.allCases.map(\.rawValue).first { !presentSplits.contains($0) }!
+            throw DataError.missingFolder(path: root + "/" + missing)
+        }
+        if folders.count == 2 {
+            try TrainingData.checkClasses(train: folders[0], test: folders[1])
+        } else {
+            // A folder of class folders alone can still serve as --train-dir.
+            try TrainingData.checkClassCount(folders[0])
         }
     }
 
@@ -66,8 +78,8 @@ enum CheckDataCommand {
         for report in reports {
             let folder = report.scan.folder
             let bad = report.scan.badFiles.count
-            Console.output("\(folder.directory): \(report.scan.goodCount) images in \(folder.classNames.count) classes, "
-                           + (bad == 0 ? "no bad files" : "\(bad) bad \(bad == 1 ? "file" : "files")"))
+            Console.output("\(folder.directory): \(counted(report.scan.goodCount, "image")) in \(counted(folder.classNames.count, "class")), "
+                           + (bad == 0 ? "no bad files" : counted(bad, "bad file")))
         }
 
         Console.output("")

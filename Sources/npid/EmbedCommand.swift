@@ -62,7 +62,7 @@ enum EmbedCommand {
         let started = Date()
         let features = try model.embed(paths: relativePaths.map { root + "/" + $0 }, layer: layer,
                                        threads: ProcessInfo.processInfo.activeProcessorCount) { done in
-            Console.progress("embedded \(done) of \(relativePaths.count) images")
+            Console.progress("embedded \(done) of \(counted(relativePaths.count, "image"))")
         }
         let dimension = features.count / relativePaths.count
         // An absolute root lets npid search find the images from any working directory.
@@ -71,8 +71,8 @@ enum EmbedCommand {
                           checkpoint: checkpointPath, layer: layer,
                           networkFingerprint: model.networkFingerprint).write(to: outputPath)
         Console.clearProgress()
-        Console.output(String(format: "embedded %d images (%d-d %@ features) from %@ in %.1f s: %@",
-                              relativePaths.count, dimension, layer.rawValue, imageRoot,
+        Console.output(String(format: "embedded %@ (%d-d %@ features) from %@ in %.1f s: %@",
+                              counted(relativePaths.count, "image"), dimension, layer.rawValue, imageRoot,
                               Date().timeIntervalSince(started), outputPath))
     }
 }

@@ -57,17 +57,6 @@ enum EvalCommand {
     }
 }
 
-/// Throws a usage error naming `flag` when `path` is not a readable file.
-func requireFile(_ path: String, flag: String) throws {
-    var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
-        throw UsageError("\(flag) \(path) does not exist")
-    }
-    guard !isFolder.boolValue else {
-        throw UsageError("\(flag) \(path) is a folder; pass the checkpoint.safetensors file inside it")
-    }
-}
-
 /// Reads --knn-t, which must be a positive temperature; nil when not given.
 func knnTemperatureOption(_ options: ParsedOptions) throws -> Double? {
     guard let value = try options.double("--knn-t") else { return nil }

@@ -49,6 +49,7 @@ enum NeighborsCommand {
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 
         let failuresOnly = options.has("--failures")
+        noteCaps(selection: selection, rows: failuresOnly ? nil : rowLimit, neighborCount: neighborCount, data: data)
         let queries = try selection.indices(testLabels: data.test.labels, classCount: data.classNames.count,
                                             rows: failuresOnly ? nil : rowLimit, seed: seed)
         let queryStore = ImageStore(images: try queries.map { try data.test[$0] }, labels: queries.map { data.test.labels[$0] },
@@ -60,7 +61,8 @@ enum NeighborsCommand {
         if failuresOnly {
             rows = RetrievalExamples.failures(rows, limit: rowLimit)
             guard !rows.isEmpty else {
-                Console.output("no query among \(queries.count) test images has most of its \(min(neighborCount, data.train.count)) neighbours in other classes; no picture written")
+                let neighborPhrase = counted(min(neighborCount, data.train.count), "neighbour")
+                Console.output("no query among \(counted(queries.count, "test image")) has most of its \(neighborPhrase) in other classes; no picture written")
                 return
             }
         }
@@ -79,6 +81,22 @@ enum NeighborsCommand {
         let neighborTotal = rows.reduce(0) { $0 + $1.neighbors.count }
         Console.output(String(format: "%d of %d neighbours share the query's class (%.1f%%); picture: %@",
                               sameClass, neighborTotal, 100 * Double(sameClass) / Double(max(neighborTotal, 1)), outputPath))
+    }
+
+    /// Logs a note for each request that the data set is too small for, so that a picture
+    /// smaller than requested is explained. `rows` is nil with --failures, where it caps the
+    /// failures found rather than the queries.
+    static func noteCaps(selection: QuerySelection, rows: Int?, neighborCount: Int, data: TrainingData) {
+        let testImages = counted(data.test.count, "test image")
+        if case .random(let count) = selection, count > data.test.count {
+            Console.log("note: --queries random:\(count) is more than the \(testImages); all \(data.test.count) are queries")
+        }
+        if selection == .cyclingClasses, let rows, rows > data.test.count {
+            Console.log("note: --rows \(rows) is more than the \(testImages); the picture has \(counted(data.test.count, "row"))")
+        }
+        if neighborCount > data.train.count {
+            Console.log("note: --neighbors \(neighborCount) is more than the \(counted(data.train.count, "training image")); each query gets \(data.train.count)")
+        }
     }
 
     /// The test images chosen as query rows by --queries.

@@ -12,6 +12,28 @@ func seedOption(_ options: ParsedOptions) throws -> UInt64 {
     return seed
 }
 
+/// Throws a usage error naming `flag` when `path` does not exist or is a folder.
+func requireFile(_ path: String, flag: String) throws {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+        throw UsageError("\(flag) \(path) does not exist")
+    }
+    guard !isFolder.boolValue else {
+        throw UsageError("\(flag) \(path) is a folder; \(fileAdvice(for: flag))")
+    }
+}
+
+/// Returns what to pass to `flag` in place of a folder. --index reads an embeddings file, and
+/// the other flags checked by `requireFile` read a checkpoint.
+func fileAdvice(for flag: String) -> String {
+    switch flag {
+    case "--index":
+        return "pass the .safetensors file that npid embed wrote"
+    default:
+        return "pass the checkpoint.safetensors file inside it"
+    }
+}
+
 /// Throws a usage error naming `flag` when the folder that would contain `path` does not exist.
 func requireOutputFolder(of path: String, flag: String) throws {
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -16,6 +16,17 @@ struct OptionSpec {
     /// The long `--name` spelling, under which parsed values are stored whatever order the
     /// spellings were declared in.
     var primaryName: String { names.first { $0.hasPrefix("--") } ?? names[0] }
+
+    /// What to pass in place of an empty value of a path option. It is nil for other options,
+    /// because their own checks reject an empty number or name.
+    var emptyValueAdvice: String? {
+        switch valueName {
+        case "FILE.png": return "pass a file name ending in .png"
+        case "FILE": return "pass a file path"
+        case "DIR", "RUN_DIR", "ROOT": return "pass a folder path"
+        default: return nil
+        }
+    }
 }
 
 /// The options and positional arguments given to one subcommand.
@@ -44,6 +55,10 @@ struct ParsedOptions {
                 guard allowsPositional else {
                     throw UsageError("unexpected argument '\(argument)' for npid \(command); run npid \(command) --help to list the options")
                 }
+                // Every command's positional arguments are paths, and an empty one usually comes from an unset shell variable.
+                guard !argument.isEmpty else {
+                    throw UsageError("empty argument '' for npid \(command); pass a path or remove the argument")
+                }
                 positional.append(argument)
                 continue
             }
@@ -63,15 +78,20 @@ struct ParsedOptions {
                 switches.insert(spec.primaryName)
                 continue
             }
+            let value: String
             if let inlineValue {
-                values[spec.primaryName] = inlineValue
+                value = inlineValue
             } else {
                 guard index < arguments.count else {
                     throw UsageError("option \(name) needs a value (\(spec.valueName!))")
                 }
-                values[spec.primaryName] = arguments[index]
+                value = arguments[index]
                 index += 1
             }
+            if value.isEmpty, let advice = spec.emptyValueAdvice {
+                throw UsageError("\(name) is empty; \(advice)")
+            }
+            values[spec.primaryName] = value
         }
     }
 

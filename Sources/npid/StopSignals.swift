@@ -1,14 +1,15 @@
 import Dispatch
 import Foundation
+import NPID
 import Synchronization
 
 /// SIGINT, SIGTERM and SIGHUP handling for `npid train`.
 ///
 /// Until `beginTraining()` a signal ends the process at once, because nothing needs saving
-/// yet. After it, the first signal only sets a flag that the trainer polls between steps, so
-/// the run finishes its step and saves a checkpoint. A second signal exits at once without
-/// saving. The checkpoints already written stay intact, because every save ends in an atomic
-/// rename. Either way the exit status is 128 + the signal number (130, 143 or 129).
+/// yet. After it, the first signal only sets a flag that the trainer polls between steps and
+/// evaluations, so the run finishes its step or evaluation and saves a checkpoint. A second
+/// signal exits at once without saving. The checkpoints already written stay intact, because
+/// every save ends in an atomic rename. Either way the exit status is 128 + the signal number (130, 143 or 129).
 ///
 /// SIGHUP arrives when the terminal closes. A process started with SIGHUP ignored, as
 /// `nohup` starts it, keeps ignoring it.
@@ -89,11 +90,15 @@ final class StopSignals: @unchecked Sendable {
         }
         let (isFirst, first) = firstSignal.compareExchange(expected: 0, desired: number, ordering: .relaxed)
         if isFirst && count == 1 {
-            Console.log("npid: \(name) received: finishing the current step and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving")
+            Console.log("npid: \(name) received: finishing the current step or evaluation and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving")
             return
         }
         let repeated = isFirst || first == number ? "again" : "after \(Self.name(of: first))"
-        Console.log("npid: \(name) received \(repeated): exiting at once without saving; the checkpoints in \(runDirectory) are as the last completed save left them")
+        // The newest checkpoint's name appears only when a save completes (an atomic rename).
+        let checkpointState = FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName)
+            ? "the checkpoints in \(runDirectory) are as the last completed save left them"
+            : "no checkpoint was written to \(runDirectory) yet, so start the run again"
+        Console.log("npid: \(name) received \(repeated): exiting at once without saving; \(checkpointState)")
         _exit(128 + number)
     }
 }

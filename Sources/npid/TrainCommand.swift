@@ -44,8 +44,9 @@ enum TrainCommand {
         summary: """
         Trains a ResNet by non-parametric instance discrimination (memory bank + NCE),
         evaluates weighted kNN on the test split after every epoch, and writes a checkpoint
-        at every epoch end. SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current step,
-        saves a checkpoint that --resume continues from, and exits with 130, 143 or 129.
+        at every epoch end. SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current step or
+        evaluation, saves a checkpoint that --resume continues from, and exits with 130, 143 or 129.
+        With --nproc, the launcher passes SIGHUP on as SIGTERM, so the run exits with 143.
         Example:
           npid train --data cifar10-jpeg --run-dir runs/c10 --epochs 200
         """,
@@ -80,7 +81,7 @@ enum TrainCommand {
             }
             let place = checkpoint.stepInEpoch == 0
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
-                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch) of \(checkpoint.worldSize) rank\(checkpoint.worldSize == 1 ? "" : "s") (\(checkpoint.epochImageCount) images)"
+                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch) of \(counted(checkpoint.worldSize, "rank")) (\(counted(checkpoint.epochImageCount, "image")))"
             resumeMessage = "resuming \(resumeDirectory) \(place)"
         } else {
             configuration = defaults
@@ -113,6 +114,9 @@ enum TrainCommand {
             guard benchSteps == nil else {
                 throw UsageError("--bench-steps measures one process; drop --nproc")
             }
+            // Each rank would print the same layout error, so the launcher checks the folders once
+            // first. NOTE: images that fail to decode are still reported by every rank.
+            try TrainingData.checkLayout(of: dataRequest.source)
             let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
                                         resumeHint: resumeCommand(options, runDirectory: runDirectory),
                                         checkpointPath: runDirectory + "/" + Checkpoint.fileName)
@@ -202,7 +206,10 @@ enum TrainCommand {
             exit(128 + number)
         } catch let lost as LostRankError {
             Console.quiet = false
-            Console.error("\(lost); continue from the last checkpoint with: \(resumeCommand(options, runDirectory: runDirectory))")
+            let next = trainer.hasCheckpoint
+                ? "continue from the last checkpoint with: \(resumeCommand(options, runDirectory: runDirectory))"
+                : "no checkpoint was written, so start the run again once the cause is fixed"
+            Console.error("\(lost); \(next)")
             exit(1)
         }
         guard isLeader else {

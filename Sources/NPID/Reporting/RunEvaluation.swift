@@ -59,8 +59,42 @@ public struct RunEvaluation: Codable, Sendable, Equatable {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         do {
             return try JSONDecoder().decode(RunEvaluation.self, from: data)
-        } catch {
-            throw ReportInputError(path: path, problem: "is not a valid evaluation file (\(error.localizedDescription))")
+        } catch let error as DecodingError {
+            // npid train writes the file after every epoch, and npid report --data writes it anew.
+            let runDirectory = (path as NSString).deletingLastPathComponent
+            throw ReportInputError(path: path, problem: "is not an evaluation written by npid (\(describe(error)))",
+                                   advice: "delete it, or run npid report \(runDirectory) --data ROOT to evaluate the checkpoint again")
+        }
+    }
+
+    /// Describes what is wrong in the JSON, naming the key, in place of Foundation's generic message.
+    static func describe(_ error: DecodingError) -> String {
+        func keyPath(_ keys: [any CodingKey]) -> String {
+            var text = ""
+            for key in keys {
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += (text.isEmpty ? "" : ".") + key.stringValue
+                }
+            }
+            return text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing key \"\(keyPath(context.codingPath + [key]))\""
+        case .valueNotFound(_, let context):
+            return "key \"\(keyPath(context.codingPath))\" is null"
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return "not a JSON object"
+        case .typeMismatch(_, let context):
+            return "key \"\(keyPath(context.codingPath))\" has the wrong type"
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return "not valid JSON"
+        case .dataCorrupted(let context):
+            return "key \"\(keyPath(context.codingPath))\" has an invalid value"
+        @unknown default:
+            return "\(error)"
         }
     }
 
@@ -71,12 +105,21 @@ public struct RunEvaluation: Codable, Sendable, Equatable {
     }
 }
 
-/// A run-folder file that exists but cannot be used for the report.
+/// A file in the run folder that is in the way of the report, either an input that cannot be
+/// read or a folder where the report is written.
 public struct ReportInputError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let problem: String
+    /// The next step for the user, such as deleting the file.
+    public let advice: String
 
-    public var description: String { "\(path) \(problem); delete it or rerun the step that wrote it" }
+    public init(path: String, problem: String, advice: String = "delete it or rerun the step that wrote it") {
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+    }
+
+    public var description: String { "\(path) \(problem); \(advice)" }
 }
 
 /// Computes and saves the evaluation part of a run report: `evaluation.json` and the two

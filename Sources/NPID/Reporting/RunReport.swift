@@ -46,7 +46,9 @@ public struct RunReport {
     /// pictures `runDirectory` contains.
     public static func load(runDirectory: String) throws -> RunReport {
         let folder = URL(fileURLWithPath: runDirectory)
-        func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+        // Built from the folder as given, so that messages name the paths the user typed.
+        let trimmed = runDirectory.count > 1 && runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
+        func path(_ name: String) -> String { trimmed + "/" + name }
         func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name)) }
 
         var report = RunReport(title: folder.standardizedFileURL.lastPathComponent)
@@ -125,6 +127,10 @@ public struct RunReport {
 
     /// Writes the page atomically to `path`.
     public func write(to path: String) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ReportInputError(path: path, problem: "is a folder", advice: "remove or rename it")
+        }
         try AtomicFile.write(Array(html().utf8), to: path)
     }
 

@@ -187,7 +187,7 @@ extension Checkpoint {
         }
         // A run continues at image epochImageCount of the epoch's order, with any number of ranks.
         if let trainCount, stepInEpoch > 0, epochImageCount > trainCount {
-            throw CheckpointError(path: path, problem: "stopped after \(epochImageCount) images of an epoch, but an epoch here has \(trainCount) images")
+            throw CheckpointError(path: path, problem: "stopped after \(counted(epochImageCount, "image")) of an epoch, but an epoch here has \(counted(trainCount, "image"))")
         }
     }
 }

@@ -79,6 +79,9 @@ public final class Trainer {
     public private(set) var lastAccuracy: KNNAccuracy?
 
     public var checkpointPath: String { checkpointFiles.latestPath }
+    /// Whether the run has a checkpoint that --resume can continue, either one this run saved
+    /// or the one it resumed from. On ranks other than 0 it follows rank 0's saves.
+    public var hasCheckpoint: Bool { savedPosition != nil }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
 
     /// Sets up a new run, or continues `resume` when given. With `distributed`, this process is
@@ -128,7 +131,7 @@ public final class Trainer {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             let abandoned = AtomicFile.removeAbandonedTemporaryFiles(in: runDirectory)
             if !abandoned.isEmpty {
-                events(.message("removed \(abandoned.count) unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
+                events(.message("removed \(counted(abandoned.count, "unfinished temporary file")) that an interrupted save left in \(runDirectory): \(abandoned.joined(separator: ", "))"))
             }
             try writeConfiguration()
             try metrics.truncate(afterEpoch: epochsDone)

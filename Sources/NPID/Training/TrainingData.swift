@@ -63,10 +63,55 @@ public struct TrainingData: Sendable {
                  options: DataLoadOptions(threads: threads))
     }
 
-    /// Throws a usage error when the image folder `root`, given as --data, does not exist.
+    /// Throws a usage error when the image folder `root`, given as --data, does not exist or is a file.
     public static func checkRoot(_ root: String) throws {
-        guard ImageFolder.isFolder(root) else {
+        guard !ImageFolder.isFolder(root) else {
+            return
+        }
+        guard FileManager.default.fileExists(atPath: root) else {
             throw UsageError("data folder \(root) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
+        }
+        throw UsageError("\(root) is a file, not a folder; pass the image folder that contains train/ and test/ folders of class sub-folders")
+    }
+
+    /// Throws the usage error that `load` raises when two split folders cannot be trained on
+    /// together, because their class folders differ or there is only one class.
+    public static func checkClasses(train trainFolder: ImageFolder, test testFolder: ImageFolder) throws {
+        guard trainFolder.classNames == testFolder.classNames else {
+            var differences: [String] = []
+            for (folder, other) in [(trainFolder, testFolder), (testFolder, trainFolder)] {
+                let otherNames = Set(other.classNames)
+                let extra = folder.classNames.filter { !otherNames.contains($0) }
+                if !extra.isEmpty {
+                    let noun = extra.count == 1 ? "class folder" : "class folders"
+                    differences.append("\(folder.directory) has \(noun) \(listNames(extra)) that \(other.directory) lacks")
+                }
+            }
+            throw UsageError(differences.joined(separator: ", and ") + "; both splits need the same classes")
+        }
+        try checkClassCount(trainFolder)
+    }
+
+    /// Returns "a, b, c" for up to five names, and "a, b, c, d, e and 3 more" for longer lists.
+    static func listNames(_ names: [String]) -> String {
+        let shown = names.prefix(5).joined(separator: ", ")
+        return names.count > 5 ? "\(shown) and \(names.count - 5) more" : shown
+    }
+
+    /// Scans the split folders of `source` without decoding any image, and throws the errors
+    /// that `load` raises for their layout. CIFAR sources are not checked.
+    public static func checkLayout(of source: DataSource) throws {
+        guard case .folders(let trainPath, let testPath) = source else {
+            return
+        }
+        try checkClasses(train: try ImageFolder(split: trainPath), test: try ImageFolder(split: testPath))
+    }
+
+    /// Throws a usage error when `folder` has a single class folder.
+    public static func checkClassCount(_ folder: ImageFolder) throws {
+        // With one class every kNN vote is right, so the accuracy would always read 100%.
+        guard folder.classNames.count >= 2 else {
+            throw UsageError("data folder \(folder.directory) contains a single class folder, \(folder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
         }
     }
 
@@ -85,13 +130,7 @@ public struct TrainingData: Sendable {
         case .folders(let trainPath, let testPath):
             let trainFolder = try ImageFolder(split: trainPath, limitPerClass: limitPerClass)
             let testFolder = try ImageFolder(split: testPath, limitPerClass: testLimitPerClass)
-            guard trainFolder.classNames == testFolder.classNames else {
-                throw UsageError("\(trainFolder.directory) and \(testFolder.directory) have different class folders (\(trainFolder.classNames.count) and \(testFolder.classNames.count)); both splits need the same classes")
-            }
-            // With one class every kNN vote is right, so the accuracy would always read 100%.
-            guard trainFolder.classNames.count >= 2 else {
-                throw UsageError("data folder \(trainFolder.directory) contains a single class folder, \(trainFolder.classNames[0]); the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/")
-            }
+            try checkClasses(train: trainFolder, test: testFolder)
             let scanOptions = ImageScanOptions(threads: options.threads, cacheBudget: options.cacheBudget)
             let trainScan = ImageFolderScan(folder: trainFolder, options: scanOptions)
             let testScan = ImageFolderScan(folder: testFolder, options: scanOptions)

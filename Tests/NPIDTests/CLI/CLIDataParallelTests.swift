@@ -52,6 +52,37 @@ import Testing
         #expect(final.stepsDone == saved.stepsDone + 12, "one epoch alone takes 24 / 2 = 12 steps")
     }
 
+    /// A rank lost before the first checkpoint leaves nothing to resume, so neither rank 0
+    /// nor the launcher suggests --resume. --eval-untrained evaluates before the first step,
+    /// which keeps the run far from its first checkpoint when the kill lands.
+    @Test func rankLostBeforeCheckpointSaysStartAgain() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory, "--nproc", "2",
+                                      "--dist-timeout", String(Int(Self.timeout)), "--eval-untrained"] + Self.flags,
+                                     in: scratch.path)
+        let training = try await process.waitForStderr(containing: "training on ")
+        try #require(training, "training did not start; stderr: \(process.stderr)")
+        let pid = try #require(Self.rankPID(process.stderr, rank: 1))
+        kill(pid, SIGKILL)
+        let stopped = try await process.finish()
+
+        #expect(!FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName),
+                "a checkpoint was written before the kill landed; stderr: \(stopped.stderr)")
+        #expect(!stopped.timedOut)
+        #expect(stopped.status == 1, "stderr: \(stopped.stderr)")
+        let survivor = stopped.errorLines.first { $0.hasPrefix(CLI.errorPrefix + "rank 0: rank 1 stopped responding during ") }
+        #expect(survivor?.hasSuffix("the run cannot go on without it; no checkpoint was written, so start the run again once the cause is fixed") == true,
+                "stderr: \(stopped.stderr)")
+        #expect(stopped.stderrLines.contains { $0.hasPrefix("npid: rank 1 was lost: it was killed by signal 9 (pid \(pid))")
+                    && $0.hasSuffix("No checkpoint was written, so start the run again once the cause is fixed.") },
+                "stderr: \(stopped.stderr)")
+        #expect(!stopped.stderr.contains("--resume"), "stderr: \(stopped.stderr)")
+    }
+
     /// A rank that stops responding (SIGSTOP, as on a hung machine) makes rank 0 time out
     /// and name it. The launcher then ends the stopped worker.
     @Test func hungRankTimesOut() async throws {

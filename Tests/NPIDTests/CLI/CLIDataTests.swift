@@ -89,6 +89,76 @@ import Testing
         result.expectRejected(status: 2, message: "npid check-data needs the folder to check; run npid check-data --help for an example")
     }
 
+    /// Runs check-data and train on `root` and checks that both reject it with exit status 2 and
+    /// the one error line `message`, after check-data printed its summary.
+    static func expectCheckDataRejectsAsTrain(_ root: String, message: String, in scratch: CLIScratchFolder,
+                                              sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let checked = try await CLI.run(["check-data", root], in: scratch.path)
+        let trained = try await CLI.run(["train", "--data", root, "--run-dir", scratch.path + "/run"], in: scratch.path)
+
+        trained.expectRejected(status: 2, message: message, sourceLocation: sourceLocation)
+        #expect(checked.status == 2, "stderr: \(checked.stderr)", sourceLocation: sourceLocation)
+        #expect(checked.stderr == CLI.errorPrefix + message + "\n", sourceLocation: sourceLocation)
+        #expect(checked.stdoutLines.last == "bad files: none", "stdout: \(checked.stdout)", sourceLocation: sourceLocation)
+    }
+
+    @Test func checkDataRejectsMissingTestSplit() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "data/train/cat/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "data/train/dog/0.png", width: 8, height: 8)
+        let root = scratch.path + "/data"
+
+        try await Self.expectCheckDataRejectsAsTrain(root, message: "data folder \(root)/test does not exist or is not a folder; pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class", in: scratch)
+    }
+
+    @Test func checkDataRejectsMissingTrainSplit() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "data/test/cat/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "data/test/dog/0.png", width: 8, height: 8)
+        let root = scratch.path + "/data"
+
+        try await Self.expectCheckDataRejectsAsTrain(root, message: "data folder \(root)/train does not exist or is not a folder; pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class", in: scratch)
+    }
+
+    @Test func checkDataRejectsSingleClass() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "data/train/cat/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "data/test/cat/0.png", width: 8, height: 8)
+        let root = scratch.path + "/data"
+
+        try await Self.expectCheckDataRejectsAsTrain(root, message: "data folder \(root)/train contains a single class folder, cat; the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/", in: scratch)
+    }
+
+    /// A folder of class folders alone is checked as a future --train-dir, which needs two classes too.
+    @Test func checkDataRejectsSingleClassFolder() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "photos/bird/0.png", width: 8, height: 8)
+        let root = scratch.path + "/photos"
+
+        let result = try await CLI.run(["check-data", root], in: scratch.path)
+
+        #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stdoutLines.first == "\(root): 1 image in 1 class, no bad files", "stdout: \(result.stdout)")
+        #expect(result.stderr == CLI.errorPrefix + "data folder \(root) contains a single class folder, bird; the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/\n")
+    }
+
+    @Test func checkDataRejectsFile() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let file = try scratch.write(Array("not a folder".utf8), to: "data.txt")
+
+        let checked = try await CLI.run(["check-data", file], in: scratch.path)
+        let trained = try await CLI.run(["train", "--data", file, "--run-dir", scratch.path + "/run"], in: scratch.path)
+
+        let message = "\(file) is a file, not a folder; pass the image folder that contains train/ and test/ folders of class sub-folders"
+        checked.expectRejected(status: 2, message: message)
+        trained.expectRejected(status: 2, message: message)
+    }
+
     // MARK: Bad images in training
 
     /// Copies the shared data set and breaks `count` training images of its second class.

@@ -119,6 +119,39 @@ import Testing
         #expect(CLIFiles.unsignedBigEndian(png[20..<24]) == UInt32(expectedHeight))
     }
 
+    /// Requests beyond the data set's size are capped, each with a note on stderr.
+    @Test func neighborsNotesEachCap() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let testCount = run.dataset.testCount
+        let trainCount = run.dataset.trainCount
+
+        let random = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--out", scratch.path + "/random.png", "--queries", "random:\(testCount + 5)",
+                                        "--neighbors", String(trainCount + 1), "--threads", "1"],
+                                       in: scratch.path)
+        let rows = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                      "--out", scratch.path + "/rows.png", "--rows", String(testCount + 1),
+                                      "--threads", "1"],
+                                     in: scratch.path)
+
+        random.expectSuccess()
+        #expect(random.stderrLines == [
+            "note: --queries random:\(testCount + 5) is more than the \(testCount) test images; all \(testCount) are queries",
+            "note: --neighbors \(trainCount + 1) is more than the \(trainCount) training images; each query gets \(trainCount)",
+        ])
+        // One line per query with a class and a similarity per neighbour, then the summary.
+        #expect(random.stdoutLines.count == testCount + 1, "stdout: \(random.stdout)")
+        for line in random.stdoutLines.dropLast() {
+            let neighbors = line.components(separatedBy: "]: ").last?.split(separator: " ") ?? []
+            #expect(neighbors.count == 2 * trainCount, "line: \(line)")
+        }
+        rows.expectSuccess()
+        #expect(rows.stderrLines == ["note: --rows \(testCount + 1) is more than the \(testCount) test images; the picture has \(testCount) rows"])
+        #expect(rows.stdoutLines.count == testCount + 1, "stdout: \(rows.stdout)")
+    }
+
     @Test func neighborsChecksOutFolderFirst() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
@@ -135,5 +168,28 @@ import Testing
         #expect(result.stdout == "")
         #expect(result.stderrLines.count == 1)
         #expect(result.errorLines.first?.contains("--out \(picture)") == true, "stderr: \(result.stderr)")
+    }
+
+    // MARK: embed
+
+    @Test func embedOfOneImageSaysImage() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let imageFolder = try scratch.makeFolder("one")
+        let classFolder = run.dataset.root + "/test/" + run.dataset.classNames[0]
+        let firstImage = try #require(try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted().first)
+        try FileManager.default.copyItem(atPath: classFolder + "/" + firstImage, toPath: imageFolder + "/" + firstImage)
+        let output = scratch.path + "/one.safetensors"
+
+        let result = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", imageFolder,
+                                        "--out", output, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stdoutLines.count == 1, "stdout: \(result.stdout)")
+        #expect(result.stdoutLines.first?.hasPrefix("embedded 1 image (16-d embedding features) from \(imageFolder) in ") == true,
+                "stdout: \(result.stdout)")
+        #expect(result.stdoutLines.first?.hasSuffix(" s: \(output)") == true, "stdout: \(result.stdout)")
     }
 }

@@ -57,6 +57,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
+    /// Splits with different classes are named once, also when --nproc starts three ranks
+    /// that would each report them, and check-data gives the same line.
+    @Test func differentSplitClassesAreNamedOnce() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        let renamed = dataset.classNames[1]
+        try FileManager.default.moveItem(atPath: dataRoot + "/test/" + renamed, toPath: dataRoot + "/test/zebra")
+        let runDirectory = scratch.path + "/run"
+        let message = "\(dataRoot)/train has class folder \(renamed) that \(dataRoot)/test lacks, and \(dataRoot)/test has class folder zebra that \(dataRoot)/train lacks; both splits need the same classes"
+
+        let alone = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
+        let ranks = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path, extraFlags: ["--nproc", "3"])
+        let checked = try await CLI.run(["check-data", dataRoot], in: scratch.path)
+
+        alone.expectRejected(status: 2, message: message)
+        ranks.expectRejected(status: 2, message: message)
+        #expect(checked.status == 2, "stderr: \(checked.stderr)")
+        #expect(checked.stderr == CLI.errorPrefix + message + "\n")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
     @Test func missingTrainSplitIsRejected() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -183,6 +207,19 @@ import Testing
         let result = try await CLI.run(["eval", "--checkpoint", folder, "--data", dataset.root], in: scratch.path)
 
         result.expectRejected(status: 2, message: "--checkpoint \(folder) is a folder; pass the checkpoint.safetensors file inside it")
+    }
+
+    /// A folder given as --index gets advice about embeddings files, not checkpoints.
+    @Test func searchRejectsFolderAsIndex() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let checkpoint = try scratch.write(Array("checked later".utf8), to: "checkpoint.safetensors")
+        let folder = try scratch.makeFolder("embeddings")
+
+        let result = try await CLI.run(["search", "--checkpoint", checkpoint, "--index", folder, "query.jpg"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--index \(folder) is a folder; pass the .safetensors file that npid embed wrote")
     }
 
     @Test func evalOfRandomBytesFails() async throws {

@@ -45,7 +45,7 @@ import Testing
 
         #expect(!stopped.timedOut)
         #expect(stopped.status == 128 + signal, "stderr: \(stopped.stderr)")
-        #expect(stopped.stderrLines.contains("npid: \(name) received: finishing the current step and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving"),
+        #expect(stopped.stderrLines.contains("npid: \(name) received: finishing the current step or evaluation and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving"),
                 "stderr: \(stopped.stderr)")
         #expect(stopped.errorLines.isEmpty)
 
@@ -109,7 +109,7 @@ import Testing
         let first = second == "SIGINT" ? "SIGTERM" : "SIGINT"
         #expect(stopped.status == 130 || stopped.status == 143, "stderr: \(stopped.stderr)")
         #expect(stopped.stderrLines.suffix(2) == [
-            "npid: \(first) received: finishing the current step and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving",
+            "npid: \(first) received: finishing the current step or evaluation and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving",
             "npid: \(second) received after \(first): exiting at once without saving; the checkpoints in \(runDirectory) are as the last completed save left them",
         ])
         // Nothing was saved after the signals, and the latest checkpoint loads.
@@ -117,6 +117,38 @@ import Testing
         #expect(try CLIFiles.bytes(checkpointPath) == before)
         let checkpoint = try Checkpoint.read(contentsOf: checkpointPath)
         #expect(checkpoint.epochsDone >= 1)
+    }
+
+    /// A second signal before the first checkpoint prints that there is nothing to resume.
+    /// --eval-untrained evaluates before the first step, so the signals land long before the
+    /// first save.
+    @Test func secondSignalBeforeCheckpointSaysStartAgain() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+        let flags = CLIRuns.smallModelFlags + ["-b", "2", "--epochs", "50", "--eval-untrained"]
+
+        let process = try CLIProcess(["train", "--data", dataset.root, "--run-dir", runDirectory] + flags,
+                                     in: scratch.path)
+        let training = try await process.waitForStderr(containing: "training on ")
+        try #require(training, "training did not start; stderr: \(process.stderr)")
+        try #require(process.pause(), "npid exited before the signals; stderr: \(process.stderr)")
+        process.send(SIGINT)
+        process.send(SIGTERM)
+        process.send(SIGCONT)
+        let stopped = try await process.finish()
+
+        #expect(!stopped.timedOut)
+        let second = stopped.status == 130 ? "SIGINT" : "SIGTERM"
+        let first = second == "SIGINT" ? "SIGTERM" : "SIGINT"
+        #expect(stopped.status == 130 || stopped.status == 143, "stderr: \(stopped.stderr)")
+        // The signals land during the untrained network's evaluation.
+        #expect(stopped.stderrLines.suffix(2) == [
+            "npid: \(first) received: finishing the current step or evaluation and saving a checkpoint; send any of SIGINT, SIGTERM or SIGHUP again to exit at once without saving",
+            "npid: \(second) received after \(first): exiting at once without saving; no checkpoint was written to \(runDirectory) yet, so start the run again",
+        ], "stderr: \(stopped.stderr)")
+        #expect(try CLIRunFolder.names(runDirectory).filter { $0.hasPrefix("checkpoint") } == [])
     }
 
     /// `nohup` starts npid with SIGHUP ignored, and npid leaves it so: the run goes on.

@@ -107,6 +107,32 @@ import Testing
         twoFolders.expectRejected(status: 2, message: "npid report takes one RUN_DIR, got 2; run npid report --help for an example")
     }
 
+    @Test func reportNamesMissingEvaluationKey() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: run.runDirectory + "/evaluation.json"))
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "\(run.runDirectory)/evaluation.json is not an evaluation written by npid (missing key \"epoch\"); delete it, or run npid report \(run.runDirectory) --data ROOT to evaluate the checkpoint again")
+    }
+
+    @Test func reportRejectsFolderAsReportFile() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.runDirectory + "/report.html")
+        try scratch.makeFolder("run/report.html")
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "\(run.runDirectory)/report.html is a folder; remove or rename it")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run.runDirectory + "/report.html") == [])
+    }
+
     @Test func reportFlagsNeedData() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

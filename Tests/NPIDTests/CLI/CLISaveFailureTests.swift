@@ -116,7 +116,7 @@ import Testing
         #expect(leftOverSize == Self.fileSizeLimit, "the save was not cut at the limit")
 
         let resumed = try await Self.expectResumeMatchesStraightRun(dataset, runDirectory, in: scratch.path)
-        #expect(resumed.stderrLines.contains("removed 1 unfinished temporary file(s) that an interrupted save left in \(runDirectory): \(leftOver.first ?? "")"),
+        #expect(resumed.stderrLines.contains("removed 1 unfinished temporary file that an interrupted save left in \(runDirectory): \(leftOver.first ?? "")"),
                 "stderr: \(resumed.stderr)")
     }
 

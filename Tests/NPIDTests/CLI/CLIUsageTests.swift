@@ -83,6 +83,19 @@ import Testing
         }
     }
 
+    /// The --nproc launcher turns SIGHUP into SIGTERM, and the help must not promise 129 there.
+    @Test func trainHelpNamesHangupStatusUnderLauncher() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["train", "--help"], in: scratch.path)
+
+        result.expectSuccess()
+        let text = result.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains("exits with 130, 143 or 129. With --nproc, the launcher passes SIGHUP on as SIGTERM, so the run exits with 143."),
+                "stdout: \(result.stdout)")
+    }
+
     @Test func versionNamesLibtorch() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -173,6 +186,48 @@ import Testing
 
         result.expectRejected(status: 2, message: invalid.message)
         #expect(!FileManager.default.fileExists(atPath: runDirectory), "npid created the run folder")
+    }
+
+    /// An empty path value or argument, as an unset shell variable gives it, on each command.
+    struct EmptyPath: Sendable, CustomTestStringConvertible {
+        let arguments: [String]
+        let message: String
+
+        var testDescription: String { arguments.map { $0.isEmpty ? "''" : $0 }.joined(separator: " ") }
+    }
+
+    static let emptyPaths: [EmptyPath] = [
+        EmptyPath(arguments: ["neighbors", "--checkpoint", "c.safetensors", "--data", "d", "--out", ""],
+                  message: "--out is empty; pass a file name ending in .png"),
+        EmptyPath(arguments: ["search", "--checkpoint", "c.safetensors", "--data", "d", "--out=", "q.jpg"],
+                  message: "--out is empty; pass a file name ending in .png"),
+        EmptyPath(arguments: ["train", "--data", "d", "--run-dir", ""], message: "--run-dir is empty; pass a folder path"),
+        EmptyPath(arguments: ["train", "--data", ""], message: "--data is empty; pass a folder path"),
+        EmptyPath(arguments: ["train", "--data", "d", "--resume", ""], message: "--resume is empty; pass a folder path"),
+        EmptyPath(arguments: ["train", "--train-dir", "", "--test-dir", "t"], message: "--train-dir is empty; pass a folder path"),
+        EmptyPath(arguments: ["eval", "--checkpoint", "", "--data", "d"], message: "--checkpoint is empty; pass a file path"),
+        EmptyPath(arguments: ["embed", "--checkpoint", "c.safetensors", "--images", "", "--out", "e.safetensors"],
+                  message: "--images is empty; pass a folder path"),
+        EmptyPath(arguments: ["embed", "--checkpoint", "c.safetensors", "--images", "i", "--out", ""],
+                  message: "--out is empty; pass a file path"),
+        EmptyPath(arguments: ["search", "--checkpoint", "c.safetensors", "--index", "", "q.jpg"],
+                  message: "--index is empty; pass a file path"),
+        EmptyPath(arguments: ["search", "--checkpoint", "c.safetensors", "--data", "d", ""],
+                  message: "empty argument '' for npid search; pass a path or remove the argument"),
+        EmptyPath(arguments: ["report", ""], message: "empty argument '' for npid report; pass a path or remove the argument"),
+        EmptyPath(arguments: ["check-data", ""],
+                  message: "empty argument '' for npid check-data; pass a path or remove the argument"),
+    ]
+
+    @Test(arguments: emptyPaths)
+    func emptyPathIsRejected(_ empty: EmptyPath) async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(empty.arguments, in: scratch.path)
+
+        result.expectRejected(status: 2, message: empty.message)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == [], "npid wrote into its folder")
     }
 
     @Test func benchStepsZeroRejectedBeforeDecoding() async throws {

@@ -231,6 +231,25 @@ import Testing
         #expect(decoded.pixels == [200, 100, 50, 10, 20, 30, 90, 180, 45])
     }
 
+    /// A half-transparent RGBA PNG decodes to the same pixels as the RGB PNG of its colours, so
+    /// both give the same features.
+    @Test func halfTransparentPNGMatchesOpaqueRGB() throws {
+        let image = TestImages.noise(width: 8, height: 8, seed: 11)
+        var rgba: [UInt8] = []
+        for pixel in 0..<(8 * 8) {
+            rgba += image.pixels[(pixel * 3)..<(pixel * 3 + 3)] + [128]
+        }
+        let rgbPNG = TestImages.encodePNG(width: 8, height: 8, format: PNG_FORMAT_RGB, pixels: image.pixels)
+        let rgbaPNG = TestImages.encodePNG(width: 8, height: 8, format: PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA, pixels: rgba)
+        #expect(TestImages.pngColorType(rgbaPNG) == 6)
+
+        let fromRGB = try ImageDecoder.decode(bytes: rgbPNG, path: "opaque.png")
+        let fromRGBA = try ImageDecoder.decode(bytes: rgbaPNG, path: "half-transparent.png")
+
+        #expect(fromRGB.pixels == image.pixels)
+        #expect(fromRGBA.pixels == image.pixels)
+    }
+
     @Test func png16BitScalesToEightBits() throws {
         // Samples v become round(v * 255 / 65535): 0x8080 is exactly 128, 0x12FF is 18.92.
         let samples: [UInt16] = [0, 0xFFFF, 0x8080, 0x12FF, 0x0101, 0xFEFF]

@@ -37,6 +37,33 @@ import Testing
         #expect(folder.count == 6)
     }
 
+    /// Splits with different classes are rejected naming the class folders each split lacks,
+    /// at most five per split.
+    @Test func differentSplitClassesAreNamed() throws {
+        let trainClasses = ["a", "b", "c", "d", "e", "f", "g"]
+        let root = try makeFolder(trainClasses.map { "train/\($0)/1.jpg" } + ["test/a/1.jpg", "test/z/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        let train = try ImageFolder(split: root + "/train")
+        let test = try ImageFolder(split: root + "/test")
+
+        let error = #expect(throws: UsageError.self) {
+            try TrainingData.checkClasses(train: train, test: test)
+        }
+
+        #expect(error?.message == "\(root)/train has class folders b, c, d, e, f and 1 more that \(root)/test lacks, and \(root)/test has class folder z that \(root)/train lacks; both splits need the same classes")
+    }
+
+    @Test func missingSplitClassIsNamed() throws {
+        let root = try makeFolder(["train/cat/1.jpg", "train/dog/1.jpg", "test/cat/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+
+        let error = #expect(throws: UsageError.self) {
+            try TrainingData.checkLayout(of: .imageFolder(root: root))
+        }
+
+        #expect(error?.message == "\(root)/train has class folder dog that \(root)/test lacks; both splits need the same classes")
+    }
+
     @Test func limitPerClassKeepsFirstFiles() throws {
         let root = try makeFolder(["cat/3.jpg", "cat/1.jpg", "cat/2.jpg", "dog/9.png", "dog/8.png"])
         defer { TestImages.removeFolder(root) }

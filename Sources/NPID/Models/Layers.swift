@@ -97,6 +97,13 @@ public final class BatchNorm2d: Layer {
         if training, let group = synchronizedGroup {
             return try synchronizedBatchNorm(x, group: group)
         }
+        if training && x.shape[0] * x.shape[2] * x.shape[3] == 1 {
+            // One value per channel has no variance, and libtorch would write n / (n - 1) = 1 / 0
+            // into the running variance, so such a batch (one image whose map is 1 x 1) leaves the
+            // running statistics as they are. PyTorch raises an error here instead.
+            return try x.batchNorm(weight: weight, bias: bias, runningMean: runningMean.clone(),
+                                   runningVar: runningVar.clone(), training: true)
+        }
         return try x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                                training: training)
     }

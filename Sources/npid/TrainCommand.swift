@@ -81,8 +81,13 @@ enum TrainCommand {
             }
             let place = checkpoint.stepInEpoch == 0
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
-                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after step \(checkpoint.stepInEpoch) of \(counted(checkpoint.worldSize, "rank")) (\(counted(checkpoint.epochImageCount, "image")))"
+                : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after \(counted(checkpoint.epochImageCount, "image")) (step \(checkpoint.stepInEpoch) on \(counted(checkpoint.worldSize, "rank")))"
             resumeMessage = "resuming \(resumeDirectory) \(place)"
+            let savedEpochs = checkpoint.configuration.epochs
+            if configuration.schedule == .cosine && configuration.epochs != savedEpochs
+                && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {
+                resumeMessage! += "\nnote: the cosine schedule now spans \(configuration.epochs) epochs instead of \(savedEpochs), so the learning rate jumps to the new curve here; a run of \(configuration.epochs) epochs from the start would differ"
+            }
         } else {
             configuration = defaults
             try apply(options, to: &configuration)

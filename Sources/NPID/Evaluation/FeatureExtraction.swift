@@ -38,11 +38,41 @@ public func extractFeatures(model: ResNet, loader: BatchLoader, count: Int, devi
             } else {
                 output = try forward(images)
             }
+            try checkUsable(output, layer: layer)
             let rows = try Tensor(batch.indices.map(Int64.init)).to(device: device)
             try features.indexCopy(dim: 0, index: rows, source: output)
         }
     }
     return features
+}
+
+/// Features that no evaluation can use: NaN or infinite values, or embeddings of zero length.
+/// A network gives them when its weights or batch-norm statistics have overflowed, as after
+/// training with a learning rate far too high, even while its training loss stayed finite.
+public struct UnusableFeaturesError: Error, CustomStringConvertible {
+    /// The network, as the message names it: "checkpoint runs/c10/checkpoint.safetensors".
+    public var source = "the network"
+    /// The advice that ends the message.
+    public var advice = "train again with a lower --lr"
+
+    public var description: String {
+        "\(source) gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); \(advice)"
+    }
+}
+
+/// Throws `UnusableFeaturesError` unless every row of `output` is finite and, for
+/// embeddings, of unit length. An embedding whose norm overflowed comes out as zeros.
+func checkUsable(_ output: Tensor, layer: FeatureLayer) throws {
+    guard try output.allFinite() else {
+        throw UnusableFeaturesError()
+    }
+    if layer == .embedding {
+        let norms = try output.norm(dims: [1])
+        let shortfall = try norms.clamp(min: 0.5) - norms
+        guard try shortfall.sum().item() == 0 else {
+            throw UnusableFeaturesError()
+        }
+    }
 }
 
 /// Features of every image of `store` with the plain transform (no augmentation), rows in

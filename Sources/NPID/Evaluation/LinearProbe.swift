@@ -82,6 +82,9 @@ public struct LinearProbe: Sendable {
         try require(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
         try require(batchSize >= 1, "--batch-size must be at least 1, got \(batchSize)")
         try require(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
+        // The optimizer computes in float32, where a larger rate overflows to infinity.
+        try require(learningRate <= Double(Float.greatestFiniteMagnitude),
+                    "--lr \(learningRate) is beyond float32's range (3.4e38); pass a rate such as 0.03")
         try require(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
         try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must be 0 or more, got \(weightDecay)")
     }
@@ -128,7 +131,11 @@ public struct LinearProbe: Sendable {
                 lossSum = try lossSum + loss.detached().to(dtype: .float64) * Double(length)
                 start += length
             }
-            epochEnded(epoch + 1, try lossSum.item() / Double(count))
+            let meanLoss = try lossSum.item() / Double(count)
+            guard meanLoss.isFinite else {
+                throw LinearProbeDiverged(epoch: epoch + 1, loss: meanLoss, learningRate: learningRate)
+            }
+            epochEnded(epoch + 1, meanLoss)
         }
         return LinearClassifier(mean: mean, standardDeviation: deviation, weight: try weight.detached(),
                                 bias: try bias.detached())
@@ -142,5 +149,16 @@ public struct LinearProbe: Sendable {
             order.swapAt(index, random.nextInt(below: index + 1))
         }
         return order
+    }
+}
+
+/// A linear probe whose loss became NaN or infinite, so its accuracy would mean nothing.
+public struct LinearProbeDiverged: Error, CustomStringConvertible {
+    public let epoch: Int
+    public let loss: Double
+    public let learningRate: Double
+
+    public var description: String {
+        "the linear probe's loss became \(loss.isNaN ? "NaN" : "\(loss)") in epoch \(epoch) with --lr \(learningRate); pass a lower --lr"
     }
 }

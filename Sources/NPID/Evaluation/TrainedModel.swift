@@ -40,16 +40,21 @@ public final class TrainedModel {
 
     /// Checks that `classNames` are the classes the run trained on.
     public func checkClassNames(_ classNames: [String]) throws {
-        let saved = checkpoint.classNames
-        guard saved.isEmpty || saved == classNames else {
-            throw UsageError("checkpoint \(checkpointPath) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); pass the --data the run trained on")
-        }
+        try checkpoint.checkClassNames(classNames, path: checkpointPath)
     }
 
     /// Features [N, D] of every image of `store` with the plain transform, in dataset order
     /// ([N, C] with `layer: .pooled`).
+    /// - Throws: `UnusableFeaturesError` naming the checkpoint when the network has diverged.
     public func features(of store: ImageStore, layer: FeatureLayer = .embedding) throws -> Tensor {
-        try plainFeatures(model: network, store: store, imageSize: configuration.imageSize, runtime: runtime, layer: layer)
+        do {
+            return try plainFeatures(model: network, store: store, imageSize: configuration.imageSize,
+                                     runtime: runtime, layer: layer)
+        } catch var error as UnusableFeaturesError {
+            error.source = "checkpoint \(checkpointPath)"
+            error.advice = "no evaluation, search or embedding can use it; train again with a lower --lr, or use an earlier checkpoint of the run"
+            throw error
+        }
     }
 
     /// Features [N, D] of images of any size, in order, with the plain transform (shorter

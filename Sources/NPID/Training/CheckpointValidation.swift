@@ -191,3 +191,14 @@ extension Checkpoint {
         }
     }
 }
+
+extension Checkpoint {
+    /// Checks that `classNames` are the classes the run trained on. Checkpoints written
+    /// before class names were saved have none and pass.
+    public func checkClassNames(_ classNames: [String], path: String) throws {
+        let saved = self.classNames
+        guard saved.isEmpty || saved == classNames else {
+            throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); pass the --data the run trained on")
+        }
+    }
+}

@@ -538,7 +538,9 @@ private final class ReadOnlyFile {
     let byteCount: Int
 
     init(path: String) throws {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK keeps a FIFO at the path from blocking the open until a writer comes;
+        // regular files, the only kind read below, ignore it.
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if descriptor < 0 {
             throw FileIOError(operation: "open", path: path, code: errno)
         }
@@ -548,9 +550,16 @@ private final class ReadOnlyFile {
             close(descriptor)
             throw FileIOError(operation: "stat", path: path, code: code)
         }
-        if (status.st_mode & S_IFMT) != S_IFREG {
+        let kind = status.st_mode & S_IFMT
+        if kind != S_IFREG {
             close(descriptor)
-            throw FileIOError(operation: "read", path: path, code: EISDIR)
+            var fileKind = "a device or other special file"
+            if kind == S_IFDIR {
+                fileKind = "a folder"
+            } else if kind == S_IFIFO {
+                fileKind = "a named pipe"
+            }
+            throw SafetensorsError(path: path, description: "\(path) is \(fileKind), not a safetensors file; pass the file itself")
         }
         self.path = path
         self.descriptor = descriptor

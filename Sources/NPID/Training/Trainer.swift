@@ -39,7 +39,7 @@ public struct NonFiniteLossError: Error, CustomStringConvertible {
 
     public var description: String {
         let kept = checkpointPath.map { "the last good checkpoint \($0) is kept" } ?? "no checkpoint had been written yet"
-        return "training stopped: the loss became \(value) at epoch \(epoch + 1), step \(step + 1); \(kept) (try a lower --lr or a larger --nce-t)"
+        return "training stopped: the loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1), step \(step + 1); \(kept) (try a lower --lr or a larger --nce-t)"
     }
 }
 
@@ -237,7 +237,16 @@ public final class Trainer {
         try stopIfRequested(shouldStop, stepsPerEpoch: stepCount, events: events)
 
         try shareBatchNormStatistics()
-        let accuracy = try evaluate(recompute: false)
+        let accuracy: KNNAccuracy
+        do {
+            accuracy = try evaluate(recompute: false)
+        } catch var error as UnusableFeaturesError {
+            // The epoch's checkpoint is written after this evaluation, so the diverged network is never saved.
+            let earlier = savedPosition == nil ? "no checkpoint had been written yet" : "the checkpoint \(checkpointPath) of an earlier point is kept"
+            error.source = "after epoch \(epoch + 1) the network"
+            error.advice = "training stopped and \(earlier); start again with a lower --lr"
+            throw error
+        }
         lastAccuracy = accuracy
         epochsDone += 1
         partialEpoch = PartialEpoch()
@@ -390,6 +399,8 @@ public final class Trainer {
         guard checkpoint.memoryBank.shape == bank.features.shape else {
             throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
         }
+        // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
+        try checkpoint.checkClassNames(data.classNames, path: path)
         let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
         try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, trainCount: data.train.count,
                                       path: path)

@@ -72,6 +72,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         try require(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
         try require(batchSize >= 1, "--batch-size must be at least 1, got \(batchSize)")
         try require(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
+        // The optimizer computes in float32, where a larger rate overflows to infinity.
+        try require(learningRate <= Double(Float.greatestFiniteMagnitude),
+                    "--lr \(learningRate) is beyond float32's range (3.4e38); pass a rate such as 0.03")
         try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must be 0 or more, got \(weightDecay)")
         try require(negativeCount >= 0, "--nce-k must be 0 (full softmax) or a positive number of noise samples, got \(negativeCount)")
         try require(temperature > 0 && temperature.isFinite, "--nce-t must be a positive temperature, got \(temperature)")

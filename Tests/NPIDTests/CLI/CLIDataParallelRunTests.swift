@@ -99,7 +99,7 @@ import Testing
         #expect(resumeLines.count == 1, "stderr: \(resumed.stderr)")
         // The step counts the stopped run's global batches, so the line names its ranks and images.
         let rankWord = ranks.first == 1 ? "rank" : "ranks"
-        #expect(resumeLines.first == "resuming \(runDirectory) in epoch \(saved.epochsDone + 1) of \(epochs) after step \(saved.stepInEpoch) of \(ranks.first) \(rankWord) (\(saved.epochImageCount) images)")
+        #expect(resumeLines.first == "resuming \(runDirectory) in epoch \(saved.epochsDone + 1) of \(epochs) after \(saved.epochImageCount) images (step \(saved.stepInEpoch) on \(ranks.first) \(rankWord))")
         let final = try Checkpoint.read(contentsOf: runDirectory + "/" + Checkpoint.fileName)
         #expect(final.worldSize == ranks.resumed)
         #expect(final.epochsDone == epochs)

@@ -322,6 +322,45 @@ import Testing
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 
+    @Test func namedPipeCheckpointIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataset = try CLIDataset.shared.get()
+        let pipe = scratch.path + "/checkpoint.safetensors"
+        #expect(mkfifo(pipe, 0o600) == 0)
+
+        // Opening a named pipe for reading blocks until a writer opens it, unless O_NONBLOCK is set.
+        let result = try await CLI.run(["eval", "--checkpoint", pipe, "--data", dataset.root, "--threads", "1"],
+                                       in: scratch.path, timeLimit: 30)
+
+        result.expectRejected(status: 1, message: "\(pipe) is a named pipe, not a safetensors file; pass the file itself")
+    }
+
+    @Test func resumeWithOtherClassesIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: dataRoot)
+        // Same image counts, but the last class folder renamed in both splits.
+        let names = run.dataset.classNames
+        for split in ["train", "test"] {
+            try FileManager.default.moveItem(atPath: "\(dataRoot)/\(split)/\(names[names.count - 1])",
+                                             toPath: "\(dataRoot)/\(split)/zebra")
+        }
+        let renamed = Array(names.dropLast()) + ["zebra"]
+
+        let result = try await CLI.run(["train", "--data", dataRoot, "--resume", run.runDirectory, "--epochs", "3"],
+                                       in: scratch.path)
+
+        #expect(!result.timedOut)
+        #expect(result.status == 2, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); pass the --data the run trained on"])
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+    }
+
     @Test func resumeWithFewerEpochsIsRejected() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

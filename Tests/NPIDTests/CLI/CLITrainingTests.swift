@@ -153,11 +153,28 @@ import Testing
         #expect(!result.timedOut)
         #expect(result.status == 1, "stderr: \(result.stderr)")
         #expect(result.stdout == "")
-        #expect(result.errorLines == ["npid: error: training stopped: the loss became nan at epoch 1, step 1; no checkpoint had been written yet (try a lower --lr or a larger --nce-t)"])
+        #expect(result.errorLines == ["npid: error: training stopped: the loss became NaN at epoch 1, step 1; no checkpoint had been written yet (try a lower --lr or a larger --nce-t)"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory) == ["config.json"])
     }
 
     // MARK: Resume
+
+    @Test func resumeWithLongerCosineNotes() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+        let first = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "1",
+                                       "--schedule", "cosine"] + CLIRuns.smallModelFlags, in: scratch.path)
+        first.expectSuccess()
+
+        let longer = try await CLI.run(["train", "--data", dataset.root, "--resume", runDirectory, "--epochs", "2",
+                                        "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        longer.expectSuccess()
+        #expect(longer.stderrLines.contains("note: the cosine schedule now spans 2 epochs instead of 1, so the learning rate jumps to the new curve here; a run of 2 epochs from the start would differ"),
+                "stderr: \(longer.stderr)")
+    }
 
     @Test func resumeContinuesTheSameRun() async throws {
         let straight = try await CLIRuns.twoEpochs.value

@@ -178,7 +178,7 @@ import Torch
             _ = try Self.run(trainer, stopAfter: nil)
         }
 
-        #expect(error?.description == "training stopped: the loss became nan at epoch 2, step 1; the last good checkpoint \(checkpointPath) is kept (try a lower --lr or a larger --nce-t)")
+        #expect(error?.description == "training stopped: the loss became NaN at epoch 2, step 1; the last good checkpoint \(checkpointPath) is kept (try a lower --lr or a larger --nce-t)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: checkpointPath)) == before)
         #expect(try MetricsLog(path: folder.path + "/metrics.jsonl").read().map(\.epoch) == [1])
     }

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import NPID
+
+/// A network or probe that diverged must stop with one error line, not hand on NaN features
+/// or a chance-level accuracy as if they were results.
+@Suite struct CLIDivergenceTests {
+    @Test func divergedTrainingWritesNoCheckpoint() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        // The training loss stays finite at this rate, but batch-norm statistics overflow.
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "1",
+                                        "--lr", "1e6"] + CLIRuns.smallModelFlags, in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines == [CLI.errorPrefix + "after epoch 1 the network gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); training stopped and no checkpoint had been written yet; start again with a lower --lr"])
+        #expect(!FileManager.default.fileExists(atPath: runDirectory + "/checkpoint.safetensors"))
+        #expect(!FileManager.default.fileExists(atPath: runDirectory + "/metrics.jsonl"))
+    }
+
+    @Test func divergedLinearProbeFails() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["linear", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--lr", "1e38", "--layer", "embedding", "--threads", "1"], in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        let error = try #require(result.errorLines.first, "stderr: \(result.stderr)")
+        #expect(error.hasPrefix(CLI.errorPrefix + "the linear probe's loss became NaN in epoch "), "stderr: \(result.stderr)")
+        #expect(error.hasSuffix(" with --lr 1e+38; pass a lower --lr"), "stderr: \(result.stderr)")
+    }
+
+    @Test func linearRateBeyondFloatIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["linear", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--lr", "1e300", "--threads", "1"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--lr 1e+300 is beyond float32's range (3.4e38); pass a rate such as 0.03")
+    }
+}

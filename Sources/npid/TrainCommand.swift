@@ -180,6 +180,10 @@ enum TrainCommand {
         if ownsRunFolder, folderLock == nil {
             folderLock = try RunFolderLock(runDirectory: runDirectory)
         }
+        if let resumeDirectory = options.string("--resume"), benchSteps == nil, isLeader,
+           !samePath(resumeDirectory, runDirectory) {
+            try copyRun(from: resumeDirectory, to: runDirectory)
+        }
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
@@ -231,7 +235,12 @@ enum TrainCommand {
                                   untrained.top1, untrained.top5, 100 / Double(data.classNames.count)))
         }
         Console.output("checkpoint: \(result.checkpointPath)")
-        Console.output("report: \(reporter.reportPath)")
+        if FileManager.default.fileExists(atPath: reporter.reportPath) {
+            Console.output("report: \(reporter.reportPath)")
+        } else {
+            // The report is refreshed after each epoch, and a finished run resumed elsewhere trains none.
+            Console.output("report: not written yet; write it with npid report \(runDirectory)")
+        }
     }
 
     /// Sets the input size and stem from the training images, where the flags leave them open.
@@ -355,6 +364,28 @@ enum TrainCommand {
     }
 
     /// Returns the command that continues a stopped run: --data, --resume and the runtime flags given.
+    /// Copies the checkpoint and the epoch records of the run being resumed into a new
+    /// --run-dir, so that the new folder contains the whole run: its report and curves start
+    /// at epoch 1, and a finished run resumed there has the checkpoint its output names.
+    static func copyRun(from source: String, to destination: String) throws {
+        try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        for name in [Checkpoint.fileName, "metrics.jsonl"] {
+            let from = source + "/" + name
+            guard FileManager.default.fileExists(atPath: from) else {
+                continue
+            }
+            guard let input = FileHandle(forReadingAtPath: from) else {
+                throw FileIOError(operation: "open", path: from, code: errno)
+            }
+            defer { try? input.close() }
+            try AtomicFile.write(to: destination + "/" + name) { writer in
+                while let chunk = try input.read(upToCount: 16 << 20), !chunk.isEmpty {
+                    try writer.write([UInt8](chunk))
+                }
+            }
+        }
+    }
+
     static func resumeCommand(_ options: ParsedOptions, runDirectory: String) -> String {
         var words = ["npid", "train", "--data", options.string("--data") ?? "ROOT", "--resume", runDirectory]
         let environment = ProcessInfo.processInfo.environment

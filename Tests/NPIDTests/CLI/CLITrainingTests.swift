@@ -176,6 +176,25 @@ import Testing
                 "stderr: \(longer.stderr)")
     }
 
+    @Test func resumeIntoNewFolderCopiesRun() async throws {
+        let finished = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let fork = scratch.path + "/fork"
+
+        let result = try await CLI.run(["train", "--data", finished.dataset.root, "--resume", finished.runDirectory,
+                                        "--run-dir", fork, "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        for name in [Checkpoint.fileName, "metrics.jsonl"] {
+            let copy = try Data(contentsOf: URL(fileURLWithPath: fork + "/" + name))
+            let original = try Data(contentsOf: URL(fileURLWithPath: finished.runDirectory + "/" + name))
+            #expect(copy == original, "\(name) differs from the resumed run's")
+        }
+        #expect(result.stdoutLines.suffix(2) == ["checkpoint: \(fork)/\(Checkpoint.fileName)",
+                                                 "report: not written yet; write it with npid report \(fork)"])
+    }
+
     @Test func resumeContinuesTheSameRun() async throws {
         let straight = try await CLIRuns.twoEpochs.value
         let dataset = straight.dataset

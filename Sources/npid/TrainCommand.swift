@@ -25,6 +25,8 @@ enum TrainCommand {
         OptionSpec("--nce-z-rate", value: "R", help: "rate r of --nce-z momentum, Z ← (1 − r)·Z + r·(this batch's estimate) (default \(defaults.normalizationRate))"),
         OptionSpec("--proximal", value: "LAMBDA", help: "weight λ of the proximal term λ·‖f_i − v_i‖² added to the loss; 0 turns it off (default \(defaults.proximalWeight))"),
         OptionSpec("--lr", value: "LR", help: "base learning rate (default \(defaults.learningRate))"),
+        OptionSpec("--momentum", value: "M", help: "SGD momentum (default \(defaults.sgdMomentum))"),
+        OptionSpec("--weight-decay", value: "W", help: "L2 weight decay of SGD (default \(defaults.weightDecay))"),
         OptionSpec("--schedule", value: "NAME", help: "step (x0.1 at epochs 120 and 160, as the original release) or cosine (default \(defaults.schedule.rawValue))"),
         OptionSpec("-b", "--batch-size", value: "B", help: "images per step (default \(defaults.batchSize))"),
         OptionSpec("--knn-k", value: "K", help: "neighbours of the weighted kNN vote (default \(defaults.neighborCount))"),
@@ -83,6 +85,9 @@ enum TrainCommand {
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
                 : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after \(counted(checkpoint.epochImageCount, "image")) (step \(checkpoint.stepInEpoch) on \(counted(checkpoint.worldSize, "rank")))"
             resumeMessage = "resuming \(resumeDirectory) \(place)"
+            if options.has("--eval-untrained") && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {
+                resumeMessage! += "\nnote: --eval-untrained measures the network before its first step, which this run has passed, so it is skipped"
+            }
             let savedEpochs = checkpoint.configuration.epochs
             if configuration.schedule == .cosine && configuration.epochs != savedEpochs
                 && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {
@@ -300,6 +305,8 @@ enum TrainCommand {
         }
         if let value = try options.double("--proximal") { configuration.proximalWeight = value }
         if let value = try options.double("--lr") { configuration.learningRate = value }
+        if let value = try options.double("--momentum") { configuration.sgdMomentum = value }
+        if let value = try options.double("--weight-decay") { configuration.weightDecay = value }
         if let name = options.string("--schedule") {
             guard let schedule = LearningRateSchedule(rawValue: name) else {
                 throw UsageError("unknown --schedule '\(name)'; choose step or cosine")
@@ -343,6 +350,8 @@ enum TrainCommand {
         compare("--nce-z-rate", saved.normalizationRate, requested.normalizationRate)
         compare("--proximal", saved.proximalWeight, requested.proximalWeight)
         compare("--lr", saved.learningRate, requested.learningRate)
+        compare("--momentum", saved.sgdMomentum, requested.sgdMomentum)
+        compare("--weight-decay", saved.weightDecay, requested.weightDecay)
         compare("--schedule", saved.schedule.rawValue, requested.schedule.rawValue)
         compare("--batch-size", saved.batchSize, requested.batchSize)
         compare("--knn-k", saved.neighborCount, requested.neighborCount)

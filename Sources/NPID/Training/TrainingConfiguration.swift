@@ -76,6 +76,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         try require(learningRate <= Double(Float.greatestFiniteMagnitude),
                     "--lr \(learningRate) is beyond float32's range (3.4e38); pass a rate such as 0.03")
         try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must be 0 or more, got \(weightDecay)")
+        try require(sgdMomentum >= 0 && sgdMomentum < 1, "--momentum must be in [0, 1), got \(sgdMomentum)")
         try require(negativeCount >= 0, "--nce-k must be 0 (full softmax) or a positive number of noise samples, got \(negativeCount)")
         try require(temperature > 0 && temperature.isFinite, "--nce-t must be a positive temperature, got \(temperature)")
         try require(bankMomentum >= 0 && bankMomentum < 1, "--nce-m must be in [0, 1), got \(bankMomentum)")

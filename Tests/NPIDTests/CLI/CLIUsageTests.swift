@@ -143,6 +143,8 @@ import Testing
         InvalidTrainFlag(flags: ["--nce-m", "1"], message: "--nce-m must be in [0, 1), got 1.0"),
         InvalidTrainFlag(flags: ["--nce-m", "-0.1"], message: "--nce-m must be in [0, 1), got -0.1"),
         InvalidTrainFlag(flags: ["--lr", "-0.1"], message: "--lr must be a positive number, got -0.1"),
+        InvalidTrainFlag(flags: ["--momentum", "1"], message: "--momentum must be in [0, 1), got 1.0"),
+        InvalidTrainFlag(flags: ["--weight-decay", "-1e-4"], message: "--weight-decay must be 0 or more, got -0.0001"),
         InvalidTrainFlag(flags: ["--lr", "1e300"], message: "--lr 1e+300 is beyond float32's range (3.4e38); pass a rate such as 0.03"),
         InvalidTrainFlag(flags: ["-b", "0"], message: "--batch-size must be at least 1, got 0"),
         InvalidTrainFlag(flags: ["--batch-size", "0"], message: "--batch-size must be at least 1, got 0"),

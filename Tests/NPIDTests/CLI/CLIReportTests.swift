@@ -107,6 +107,36 @@ import Testing
         twoFolders.expectRejected(status: 2, message: "npid report takes one RUN_DIR, got 2; run npid report --help for an example")
     }
 
+    @Test func resumeFromOlderCheckpointRewritesTensorBoard() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.checkpointPath)
+        try FileManager.default.linkItem(atPath: run.runDirectory + "/checkpoint-epoch1.safetensors", toPath: run.checkpointPath)
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory,
+                                        "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let folder = run.runDirectory + "/tensorboard"
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder)
+        try #require(files.count == 1, "files: \(files)")
+        let records = try TensorBoardRecords.split(CLIFiles.bytes(folder + "/" + files[0]))
+        let metrics = try MetricsLog(path: run.metricsPath).read()
+        #expect(metrics.map(\.epoch) == [1, 2])
+        // The file-version event, then one event per epoch: step 2 once, not twice.
+        try #require(records.count == 1 + metrics.count)
+        for (record, epoch) in zip(records.dropFirst(), metrics) {
+            let wallTime = Double(bitPattern: record[1..<9].reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
+            let scalars: [(tag: String, value: Float)] = [
+                ("loss", Float(epoch.loss)), ("lr", Float(epoch.lr)), ("knn_top1", Float(epoch.knnTop1 ?? -1)),
+                ("knn_top5", Float(epoch.knnTop5 ?? -1)), ("images_per_s", Float(epoch.imagesPerSecond)),
+            ]
+            #expect(record == TensorBoardEvent.scalarEvent(wallTime: wallTime, step: Int64(epoch.epoch), scalars: scalars))
+        }
+    }
+
     @Test func reportNamesMissingEvaluationKey() async throws {
         let shared = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -43,7 +43,11 @@ enum ReportCommand {
             try evaluate(runDirectory: runDirectory, dataRoot: dataRoot, options: options)
         }
         let path = runDirectory + "/" + RunFiles.report
-        try RunReport.load(runDirectory: runDirectory).write(to: path)
+        let report = try RunReport.load(runDirectory: runDirectory)
+        for warning in report.warnings {
+            Console.log("warning: \(warning)")
+        }
+        try report.write(to: path)
         Console.output("report: \(path)")
     }
 

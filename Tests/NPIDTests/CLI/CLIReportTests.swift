@@ -107,6 +107,38 @@ import Testing
         twoFolders.expectRejected(status: 2, message: "npid report takes one RUN_DIR, got 2; run npid report --help for an example")
     }
 
+    @Test func reportRejectsRepeatedEpoch() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        let lines = try String(contentsOfFile: run.metricsPath, encoding: .utf8).split(separator: "\n")
+        try #require(lines.count == 2)
+        try Data((lines + [lines[0]]).map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: run.metricsPath))
+        let before = try CLIFiles.bytes(run.runDirectory + "/report.html")
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "metrics log \(run.metricsPath) line 3 repeats epoch 1 where epoch 3 was expected; correct that line, or delete it and the lines after it")
+        #expect(try CLIFiles.bytes(run.runDirectory + "/report.html") == before)
+    }
+
+    @Test func reportWarnsAboutEmptiedMetrics() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try Data().write(to: URL(fileURLWithPath: run.metricsPath))
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectSuccess()
+        let warning = "\(run.metricsPath) records no epochs, although \(run.runDirectory)/evaluation.json is from epoch 2, so the report has no learning curves or epoch table"
+        #expect(result.stderrLines == ["warning: " + warning])
+        let html = try String(contentsOfFile: run.runDirectory + "/report.html", encoding: .utf8)
+        #expect(html.contains(#"<p class="warning">warning: \#(warning)</p>"#))
+    }
+
     @Test func resumeFromOlderCheckpointRewritesTensorBoard() async throws {
         let shared = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

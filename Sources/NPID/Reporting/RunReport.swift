@@ -46,24 +46,33 @@ public struct RunReport {
     }
 
     /// Reads whichever of config.json, metrics.jsonl, evaluation.json and the retrieval
-    /// pictures `runDirectory` contains. Throws `MetricsLogError` for a damaged
-    /// metrics log.
+    /// pictures `runDirectory` contains. Throws `ReportInputError` for one of them that is a
+    /// folder and `MetricsLogError` for a damaged metrics log.
     public static func load(runDirectory: String) throws -> RunReport {
         let folder = URL(fileURLWithPath: runDirectory)
         // Built from the folder as given, so that messages name the paths the user typed.
         let trimmed = runDirectory.count > 1 && runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
         func path(_ name: String) -> String { trimmed + "/" + name }
-        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name)) }
+        func exists(_ name: String) throws -> Bool {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path(name), isDirectory: &isFolder) else {
+                return false
+            }
+            if isFolder.boolValue {
+                throw ReportInputError(path: path(name), problem: "is a folder, not a file", advice: "remove or rename it")
+            }
+            return true
+        }
 
         var report = RunReport(title: folder.standardizedFileURL.lastPathComponent)
-        if exists(RunFiles.configuration) {
+        if try exists(RunFiles.configuration) {
             report.configuration = try flattenedConfiguration(contentsOf: path(RunFiles.configuration))
         }
-        let hasMetrics = exists(RunFiles.metrics)
+        let hasMetrics = try exists(RunFiles.metrics)
         if hasMetrics {
             report.metrics = try MetricsLog(path: path(RunFiles.metrics)).read(configuredEpochs: report.configuredEpochs)
         }
-        if exists(RunFiles.evaluation) {
+        if try exists(RunFiles.evaluation) {
             let evaluation = try RunEvaluation.read(contentsOf: path(RunFiles.evaluation))
             report.evaluation = evaluation
             let lastEpoch = report.metrics.last?.epoch ?? 0
@@ -80,10 +89,10 @@ public struct RunReport {
                 report.warnings.append("\(path(RunFiles.metrics)) \(state), although \(path(RunFiles.evaluation)) is from epoch \(evaluation.epoch), so \(consequence)")
             }
         }
-        if exists(RunFiles.retrievalSuccesses) {
+        if try exists(RunFiles.retrievalSuccesses) {
             report.successPicture = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(RunFiles.retrievalSuccesses))))
         }
-        if exists(RunFiles.retrievalFailures) {
+        if try exists(RunFiles.retrievalFailures) {
             report.failurePicture = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(RunFiles.retrievalFailures))))
         }
         return report

@@ -101,10 +101,26 @@ import Testing
         let missing = try await CLI.run(["report", scratch.path + "/absent"], in: scratch.path)
         let notARun = try await CLI.run(["report", empty], in: scratch.path)
         let twoFolders = try await CLI.run(["report", empty, empty], in: scratch.path)
+        let file = try scratch.write(Array("x".utf8), to: "file")
+        let notAFolder = try await CLI.run(["report", file], in: scratch.path)
 
         missing.expectRejected(status: 2, message: "run folder \(scratch.path)/absent does not exist; pass the --run-dir of an npid train run")
         notARun.expectRejected(status: 2, message: "\(empty) contains none of config.json, metrics.jsonl, checkpoint.safetensors; pass the --run-dir of an npid train run")
         twoFolders.expectRejected(status: 2, message: "npid report takes one RUN_DIR, got 2; run npid report --help for an example")
+        notAFolder.expectRejected(status: 2, message: "\(file) is a file, not a run folder; pass the --run-dir of an npid train run")
+    }
+
+    @Test func reportRejectsFolderAsConfiguration() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.configurationPath)
+        try scratch.makeFolder("run/config.json")
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "\(run.configurationPath) is a folder, not a file; remove or rename it")
     }
 
     @Test func reportRejectsRepeatedEpoch() async throws {

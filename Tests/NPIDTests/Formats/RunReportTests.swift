@@ -136,6 +136,18 @@ import Testing
         #expect(error?.description == "metrics log \(log.path) line 3 records epoch 3, but the run is configured for 2 epochs; correct that line, or delete it and the lines after it")
     }
 
+    @Test(arguments: ["config.json", "metrics.jsonl", "evaluation.json", "retrieval-successes.png"])
+    func loadRejectsFolderInPlaceOfFile(name: String) throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent(name).path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+
+        let error = #expect(throws: ReportInputError.self) {
+            try RunReport.load(runDirectory: folder.path)
+        }
+        #expect(error?.description == "\(path) is a folder, not a file; remove or rename it")
+    }
 }
 
 /// Parses markup as XML and counts the elements by name, throwing on malformed input.

@@ -125,8 +125,9 @@ public struct MetricsLog: Sendable {
     /// Reads every record in file order. Blank lines are skipped, and so is a last line without
     /// a newline that does not parse, which an interrupted append leaves behind.
     ///
-    /// npid train writes epochs 1, 2, 3, ... in order with finite values, so `read` treats
-    /// anything else as damage. Throws `MetricsLogError` for a malformed line, an epoch out of sequence, a
+    /// npid train writes consecutive epochs in order with finite values, starting at 1, or
+    /// after the checkpoint's epoch when a run is resumed into another --run-dir, so `read`
+    /// treats anything else as damage. Throws `MetricsLogError` for a malformed line, an epoch out of sequence, a
     /// non-finite value, or an epoch above `configuredEpochs` when that is given. Throws
     /// `FileIOError` if the file cannot be read, including when it does not exist.
     public func read(configuredEpochs: Int? = nil) throws -> [EpochMetrics] {
@@ -140,8 +141,7 @@ public struct MetricsLog: Sendable {
             let isUnterminatedLast = index == lines.count - 1
             switch Self.decodeWithReason(String(line)) {
             case .success(let record):
-                if let problem = Self.sequenceProblem(record, expectedEpoch: records.count + 1,
-                                                      configuredEpochs: configuredEpochs) {
+                if let problem = Self.sequenceProblem(record, previous: records.last, configuredEpochs: configuredEpochs) {
                     throw MetricsLogError(path: path, line: index + 1, problem: problem)
                 }
                 records.append(record)
@@ -170,11 +170,15 @@ public struct MetricsLog: Sendable {
 
     // MARK: Helpers
 
-    /// Describes why a decoded record cannot follow the records before it, or returns nil.
-    private static func sequenceProblem(_ record: EpochMetrics, expectedEpoch: Int, configuredEpochs: Int?) -> String? {
-        if record.epoch != expectedEpoch {
-            let verb = (1..<expectedEpoch).contains(record.epoch) ? "repeats" : "records"
-            return "\(verb) epoch \(record.epoch) where epoch \(expectedEpoch) was expected"
+    /// Describes why a decoded record cannot follow `previous`, the record before it, or
+    /// returns nil.
+    private static func sequenceProblem(_ record: EpochMetrics, previous: EpochMetrics?, configuredEpochs: Int?) -> String? {
+        if let previous, record.epoch != previous.epoch + 1 {
+            let verb = record.epoch <= previous.epoch ? "repeats" : "records"
+            return "\(verb) epoch \(record.epoch) where epoch \(previous.epoch + 1) was expected"
+        }
+        if record.epoch < 1 {
+            return "records epoch \(record.epoch), but epochs count from 1"
         }
         if let configuredEpochs, record.epoch > configuredEpochs {
             return "records epoch \(record.epoch), but the run is configured for \(configuredEpochs) epochs"

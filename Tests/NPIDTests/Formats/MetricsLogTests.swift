@@ -62,12 +62,12 @@ import Testing
         func line(_ epoch: Int) -> String {
             EpochMetrics(epoch: epoch, loss: 1, lr: 0.1, imagesPerSecond: 5, seconds: 1).jsonLine()
         }
-        // (epochs of the lines, with "" for a blank line; the line number and problem expected)
+        // Each case: the lines, with "" for a blank one, then the line number and the problem expected.
         let cases: [([String], Int, String)] = [
             ([line(1), line(2), line(3), line(2)], 4, "repeats epoch 2 where epoch 4 was expected"),
             ([line(1), line(3), line(2)], 2, "records epoch 3 where epoch 2 was expected"),
             ([line(1), line(2), line(30)], 3, "records epoch 30 where epoch 3 was expected"),
-            ([line(0)], 1, "records epoch 0 where epoch 1 was expected"),
+            ([line(0)], 1, "records epoch 0, but epochs count from 1"),
             ([line(1), "", line(1)], 3, "repeats epoch 1 where epoch 2 was expected"),
         ]
         for (lines, number, problem) in cases {
@@ -79,6 +79,18 @@ import Testing
             #expect(error?.line == number)
             #expect(error?.description == "metrics log \(log.path) line \(number) \(problem); correct that line, or delete it and the lines after it")
         }
+    }
+
+    @Test func logMayStartAfterEpochOne() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        // A run resumed from a checkpoint into another --run-dir records its epochs from there on.
+        for record in records[1...] {
+            try log.append(record)
+        }
+
+        #expect(try log.read(configuredEpochs: 3) == Array(records[1...]))
     }
 
     @Test func configuredEpochsBoundTheLog() throws {

@@ -28,8 +28,11 @@ enum ReportCommand {
         }
         let runDirectory = options.positional[0]
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isFolder), isFolder.boolValue else {
+        guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isFolder) else {
             throw UsageError("run folder \(runDirectory) does not exist; pass the --run-dir of an npid train run")
+        }
+        guard isFolder.boolValue else {
+            throw UsageError("\(runDirectory) is a file, not a run folder; pass the --run-dir of an npid train run")
         }
         let runFiles = [RunFiles.configuration, RunFiles.metrics, Checkpoint.fileName]
         guard runFiles.contains(where: { FileManager.default.fileExists(atPath: runDirectory + "/" + $0) }) else {
@@ -43,7 +46,11 @@ enum ReportCommand {
             try evaluate(runDirectory: runDirectory, dataRoot: dataRoot, options: options)
         }
         let path = runDirectory + "/" + RunFiles.report
-        try RunReport.load(runDirectory: runDirectory).write(to: path)
+        let report = try RunReport.load(runDirectory: runDirectory)
+        for warning in report.warnings {
+            Console.log("warning: \(warning)")
+        }
+        try report.write(to: path)
         Console.output("report: \(path)")
     }
 

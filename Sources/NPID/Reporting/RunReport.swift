@@ -25,6 +25,9 @@ public struct RunReport {
     public var successPicture: [UInt8]?
     public var failurePicture: [UInt8]?
     public var generated: Date
+    /// Inconsistencies between the run's files that `load` found, one sentence each, shown
+    /// at the top of the page.
+    public var warnings: [String] = []
 
     /// Confusion matrices of more classes than this are left to evaluation.json, because
     /// a page-wide table of them would be unreadable.
@@ -43,31 +46,61 @@ public struct RunReport {
     }
 
     /// Reads whichever of config.json, metrics.jsonl, evaluation.json and the retrieval
-    /// pictures `runDirectory` contains.
+    /// pictures `runDirectory` contains. Throws `ReportInputError` for one of them that is a
+    /// folder and `MetricsLogError` for a damaged metrics log.
     public static func load(runDirectory: String) throws -> RunReport {
         let folder = URL(fileURLWithPath: runDirectory)
         // Built from the folder as given, so that messages name the paths the user typed.
         let trimmed = runDirectory.count > 1 && runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
         func path(_ name: String) -> String { trimmed + "/" + name }
-        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name)) }
+        func exists(_ name: String) throws -> Bool {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path(name), isDirectory: &isFolder) else {
+                return false
+            }
+            if isFolder.boolValue {
+                throw ReportInputError(path: path(name), problem: "is a folder, not a file", advice: "remove or rename it")
+            }
+            return true
+        }
 
         var report = RunReport(title: folder.standardizedFileURL.lastPathComponent)
-        if exists(RunFiles.configuration) {
+        if try exists(RunFiles.configuration) {
             report.configuration = try flattenedConfiguration(contentsOf: path(RunFiles.configuration))
         }
-        if exists(RunFiles.metrics) {
-            report.metrics = try MetricsLog(path: path(RunFiles.metrics)).read()
+        let hasMetrics = try exists(RunFiles.metrics)
+        if hasMetrics {
+            report.metrics = try MetricsLog(path: path(RunFiles.metrics)).read(configuredEpochs: report.configuredEpochs)
         }
-        if exists(RunFiles.evaluation) {
-            report.evaluation = try RunEvaluation.read(contentsOf: path(RunFiles.evaluation))
+        if try exists(RunFiles.evaluation) {
+            let evaluation = try RunEvaluation.read(contentsOf: path(RunFiles.evaluation))
+            report.evaluation = evaluation
+            let lastEpoch = report.metrics.last?.epoch ?? 0
+            if evaluation.epoch > lastEpoch {
+                var state = "ends at epoch \(lastEpoch)"
+                if !hasMetrics {
+                    state = "does not exist"
+                } else if lastEpoch == 0 {
+                    state = "records no epochs"
+                }
+                let consequence = lastEpoch == 0
+                    ? "the report has no learning curves or epoch table"
+                    : "the report's learning curves and epoch table stop at epoch \(lastEpoch)"
+                report.warnings.append("\(path(RunFiles.metrics)) \(state), although \(path(RunFiles.evaluation)) is from epoch \(evaluation.epoch), so \(consequence)")
+            }
         }
-        if exists(RunFiles.retrievalSuccesses) {
+        if try exists(RunFiles.retrievalSuccesses) {
             report.successPicture = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(RunFiles.retrievalSuccesses))))
         }
-        if exists(RunFiles.retrievalFailures) {
+        if try exists(RunFiles.retrievalFailures) {
             report.failurePicture = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(RunFiles.retrievalFailures))))
         }
         return report
+    }
+
+    /// The "epochs" entry of config.json, nil when absent or not an integer.
+    var configuredEpochs: Int? {
+        configuration.first { $0.key == "epochs" }.flatMap { Int($0.value) }
     }
 
     /// Reads a JSON object and flattens nested objects into dotted keys.
@@ -102,6 +135,9 @@ public struct RunReport {
         var body: [String] = []
         body.append("<h1>\(HTMLText.escape(title))</h1>")
         body.append(#"<p class="subtitle">\#(HTMLText.escape(subtitle))</p>"#)
+        for warning in warnings {
+            body.append(#"<p class="warning">warning: \#(HTMLText.escape(warning))</p>"#)
+        }
         body.append(summarySection())
         body.append(curvesSection())
         body.append(evaluationSection())
@@ -298,6 +334,7 @@ public struct RunReport {
     body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1560px; padding: 0 16px; color: #222222; background: #ffffff; }
     h1 { margin-bottom: 0; } h2 { margin-top: 32px; border-bottom: 1px solid #dddddd; }
     .subtitle, .note { color: #666666; }
+    .warning { color: #a94400; }
     #summary { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 16px; }
     .card { border: 1px solid #dddddd; border-radius: 6px; padding: 8px 16px; min-width: 110px; }
     .card .value { font-size: 22px; font-weight: 600; } .card .label { color: #666666; font-size: 13px; }

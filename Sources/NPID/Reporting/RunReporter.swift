@@ -1,7 +1,7 @@
 import Foundation
 
-/// Keeps a training run's report files current: at each epoch end it appends the epoch's
-/// scalars to a TensorBoard event file, saves the kNN evaluation and retrieval pictures,
+/// Keeps a training run's report files current: at each epoch end it adds the epoch's
+/// scalars to the TensorBoard event files, saves the kNN evaluation and retrieval pictures,
 /// and rewrites report.html.
 ///
 /// Call `epochFinished(_:)` from the `.epochFinished` event of `Trainer.run`, when the
@@ -22,10 +22,7 @@ public final class RunReporter {
     public func epochFinished(_ metrics: EpochMetrics) -> [Error] {
         var errors: [Error] = []
         do {
-            if tensorBoard == nil {
-                tensorBoard = try TensorBoardWriter(directory: trainer.runDirectory + "/" + RunFiles.tensorBoard)
-            }
-            try tensorBoard!.add(metrics)
+            try addToTensorBoard(metrics)
         } catch {
             errors.append(error)
         }
@@ -40,6 +37,20 @@ public final class RunReporter {
             errors.append(error)
         }
         return errors
+    }
+
+    /// Appends the epoch to this process's event file. The first epoch of a process rewrites
+    /// the folder from metrics.jsonl instead, because a run resumed from an older checkpoint
+    /// has cut that log back, and the old event files still contain the epochs it dropped.
+    private func addToTensorBoard(_ metrics: EpochMetrics) throws {
+        if let tensorBoard {
+            try tensorBoard.add(metrics)
+            return
+        }
+        let log = MetricsLog(path: trainer.runDirectory + "/" + RunFiles.metrics)
+        let history = try log.read().filter { $0.epoch < metrics.epoch } + [metrics]
+        tensorBoard = try TensorBoardWriter(directory: trainer.runDirectory + "/" + RunFiles.tensorBoard,
+                                            replacingWith: history)
     }
 
     private func writeSnapshot(epoch: Int) throws {

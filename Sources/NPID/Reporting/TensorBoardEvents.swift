@@ -105,30 +105,63 @@ public enum TensorBoardEvent {
 /// `tensorboard --logdir DIR` plots them.
 ///
 /// Each writer starts its own file, `events.out.tfevents.SECONDS.HOST.PID`. TensorBoard
-/// reads every such file of a folder, so a resumed run adds a file instead of rewriting the
-/// old one. Every record is flushed to disk before the call returns.
+/// reads every such file of a folder, so a resumed run uses `init(directory:replacingWith:)`
+/// to replace the older files with one that contains the epochs kept in metrics.jsonl;
+/// otherwise the epochs after the resumed checkpoint would appear twice. Every record is
+/// flushed to disk before the call returns.
 public final class TensorBoardWriter {
     public let path: String
 
+    /// The prefix TensorBoard looks for in the names of event files.
+    static let fileNamePrefix = "events.out.tfevents."
+
     /// Creates `directory` when needed and starts a file with the file-version event.
     public init(directory: String, now: Date = Date()) throws {
+        path = try Self.newFilePath(in: directory, now: now)
+        try append(TensorBoardEvent.fileVersionEvent(wallTime: now.timeIntervalSince1970))
+    }
+
+    /// Writes a new file holding the file-version event and one event per record of
+    /// `history`, then deletes the folder's other event files, so the folder shows exactly
+    /// these epochs. The new file is complete before any old one goes, so a crash in between
+    /// leaves duplicates for the next rewrite to remove, never a gap.
+    ///
+    /// Every event carries `now` as its wall time, because metrics.jsonl stores how long each
+    /// epoch took but not when it ended.
+    public init(directory: String, replacingWith history: [EpochMetrics], now: Date = Date()) throws {
+        path = try Self.newFilePath(in: directory, now: now)
+        var bytes = TensorBoardEvent.record(TensorBoardEvent.fileVersionEvent(wallTime: now.timeIntervalSince1970))
+        for metrics in history {
+            bytes += TensorBoardEvent.record(Self.event(metrics, now: now))
+        }
+        try AtomicFile.write(bytes, to: path)
+
+        let ownName = URL(fileURLWithPath: path).lastPathComponent
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory)
+        where name.hasPrefix(Self.fileNamePrefix) && name != ownName {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
+    private static func newFilePath(in directory: String, now: Date) throws -> String {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let host = (ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost")
             .filter { $0.isLetter || $0.isNumber || $0 == "-" }
-        path = directory + "/events.out.tfevents.\(Int(now.timeIntervalSince1970)).\(host).\(getpid())"
-        try append(TensorBoardEvent.fileVersionEvent(wallTime: now.timeIntervalSince1970))
+        return directory + "/" + fileNamePrefix + "\(Int(now.timeIntervalSince1970)).\(host).\(getpid())"
     }
 
     /// Appends one event with the given scalars at `step`.
     public func add(scalars: [(tag: String, value: Double)], step: Int, now: Date = Date()) throws {
-        let payload = TensorBoardEvent.scalarEvent(wallTime: now.timeIntervalSince1970, step: Int64(step),
-                                                   scalars: scalars.map { ($0.tag, Float($0.value)) })
-        try append(payload)
+        try append(Self.event(scalars: scalars, step: step, now: now))
     }
 
     /// Appends an epoch's loss, learning rate, kNN accuracies (when measured) and throughput,
     /// at step = epoch number.
     public func add(_ metrics: EpochMetrics, now: Date = Date()) throws {
+        try append(Self.event(metrics, now: now))
+    }
+
+    private static func event(_ metrics: EpochMetrics, now: Date) -> [UInt8] {
         var scalars: [(tag: String, value: Double)] = [("loss", metrics.loss), ("lr", metrics.lr)]
         if let top1 = metrics.knnTop1 {
             scalars.append(("knn_top1", top1))
@@ -137,7 +170,12 @@ public final class TensorBoardWriter {
             scalars.append(("knn_top5", top5))
         }
         scalars.append(("images_per_s", metrics.imagesPerSecond))
-        try add(scalars: scalars, step: metrics.epoch, now: now)
+        return event(scalars: scalars, step: metrics.epoch, now: now)
+    }
+
+    private static func event(scalars: [(tag: String, value: Double)], step: Int, now: Date) -> [UInt8] {
+        TensorBoardEvent.scalarEvent(wallTime: now.timeIntervalSince1970, step: Int64(step),
+                                     scalars: scalars.map { ($0.tag, Float($0.value)) })
     }
 
     private func append(_ payload: [UInt8]) throws {

@@ -45,7 +45,8 @@ public struct EpochMetrics: Codable, Sendable, Equatable {
     /// Returns the record as one line of JSON without the newline, with the keys in the order
     /// epoch, loss, lr, images_per_s, knn_top1, knn_top5, seconds, and null for a missing
     /// accuracy. NaN and infinities, which JSON cannot represent, are written as the strings
-    /// "NaN", "Infinity" and "-Infinity", which `MetricsLog.read` accepts.
+    /// "NaN", "Infinity" and "-Infinity". `MetricsLog.read` decodes them and then rejects the
+    /// line, because npid train stops at a non-finite loss and never records one.
     public func jsonLine() -> String {
         let fields: [(CodingKeys, String)] = [
             (.epoch, String(epoch)),
@@ -71,14 +72,16 @@ public struct EpochMetrics: Codable, Sendable, Equatable {
     }
 }
 
-/// A metrics log line that cannot be parsed, with the file and the 1-based line number.
+/// A metrics log line that cannot be parsed or breaks the sequence of epochs, with the file
+/// and the 1-based line number.
 public struct MetricsLogError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let line: Int
-    public let reason: String
+    /// The problem, worded to follow "line N", such as "repeats epoch 2 where epoch 4 was expected".
+    public let problem: String
 
     public var description: String {
-        "metrics log \(path) line \(line) is not a valid epoch record: \(reason)"
+        "metrics log \(path) line \(line) \(problem); correct that line, or delete it and the lines after it"
     }
 }
 
@@ -120,10 +123,14 @@ public struct MetricsLog: Sendable {
     }
 
     /// Reads every record in file order. Blank lines are skipped, and so is a last line without
-    /// a newline that does not parse, which an interrupted append leaves behind. Throws
-    /// `MetricsLogError` for any other malformed line and `FileIOError` if the file cannot be
-    /// read, including when it does not exist.
-    public func read() throws -> [EpochMetrics] {
+    /// a newline that does not parse, which an interrupted append leaves behind.
+    ///
+    /// npid train writes consecutive epochs in order with finite values, starting at 1, or
+    /// after the checkpoint's epoch when a run is resumed into another --run-dir, so `read`
+    /// treats anything else as damage. Throws `MetricsLogError` for a malformed line, an epoch out of sequence, a
+    /// non-finite value, or an epoch above `configuredEpochs` when that is given. Throws
+    /// `FileIOError` if the file cannot be read, including when it does not exist.
+    public func read(configuredEpochs: Int? = nil) throws -> [EpochMetrics] {
         let text = try readText()
         var records: [EpochMetrics] = []
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -134,12 +141,15 @@ public struct MetricsLog: Sendable {
             let isUnterminatedLast = index == lines.count - 1
             switch Self.decodeWithReason(String(line)) {
             case .success(let record):
+                if let problem = Self.sequenceProblem(record, previous: records.last, configuredEpochs: configuredEpochs) {
+                    throw MetricsLogError(path: path, line: index + 1, problem: problem)
+                }
                 records.append(record)
             case .failure(let reason):
                 if isUnterminatedLast {
                     continue
                 }
-                throw MetricsLogError(path: path, line: index + 1, reason: reason.reason)
+                throw MetricsLogError(path: path, line: index + 1, problem: "is not a valid epoch record: \(reason)")
             }
         }
         return records
@@ -147,7 +157,8 @@ public struct MetricsLog: Sendable {
 
     /// Keeps only the records with `epoch <= afterEpoch`, rewriting the file atomically, so a
     /// run resumed from that epoch's checkpoint does not log the later epochs twice. Does
-    /// nothing if the file does not exist.
+    /// nothing if the file does not exist. Throws `MetricsLogError` for the damage that `read`
+    /// rejects, because cutting a log whose epochs repeat or jump would keep the damage.
     public func truncate(afterEpoch epoch: Int) throws {
         if access(path, F_OK) != 0 && errno == ENOENT {
             return
@@ -158,6 +169,31 @@ public struct MetricsLog: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Describes why a decoded record cannot follow `previous`, the record before it, or
+    /// returns nil.
+    private static func sequenceProblem(_ record: EpochMetrics, previous: EpochMetrics?, configuredEpochs: Int?) -> String? {
+        if let previous, record.epoch != previous.epoch + 1 {
+            let verb = record.epoch <= previous.epoch ? "repeats" : "records"
+            return "\(verb) epoch \(record.epoch) where epoch \(previous.epoch + 1) was expected"
+        }
+        if record.epoch < 1 {
+            return "records epoch \(record.epoch), but epochs count from 1"
+        }
+        if let configuredEpochs, record.epoch > configuredEpochs {
+            return "records epoch \(record.epoch), but the run is configured for \(configuredEpochs) epochs"
+        }
+        let values: [(EpochMetrics.CodingKeys, Double?)] = [
+            (.loss, record.loss), (.lr, record.lr), (.imagesPerSecond, record.imagesPerSecond),
+            (.knnTop1, record.knnTop1), (.knnTop5, record.knnTop5), (.seconds, record.seconds),
+        ]
+        for case let (key, value?) in values where !value.isFinite {
+            // Spelled as in the file, which stores non-finite numbers as JSON strings.
+            let spelling = value.isNaN ? "NaN" : (value > 0 ? "Infinity" : "-Infinity")
+            return "has \"\(key.stringValue)\": \"\(spelling)\", but npid train records only finite numbers"
+        }
+        return nil
+    }
 
     private func readText() throws -> String {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

@@ -101,10 +101,88 @@ import Testing
         let missing = try await CLI.run(["report", scratch.path + "/absent"], in: scratch.path)
         let notARun = try await CLI.run(["report", empty], in: scratch.path)
         let twoFolders = try await CLI.run(["report", empty, empty], in: scratch.path)
+        let file = try scratch.write(Array("x".utf8), to: "file")
+        let notAFolder = try await CLI.run(["report", file], in: scratch.path)
 
         missing.expectRejected(status: 2, message: "run folder \(scratch.path)/absent does not exist; pass the --run-dir of an npid train run")
         notARun.expectRejected(status: 2, message: "\(empty) contains none of config.json, metrics.jsonl, checkpoint.safetensors; pass the --run-dir of an npid train run")
         twoFolders.expectRejected(status: 2, message: "npid report takes one RUN_DIR, got 2; run npid report --help for an example")
+        notAFolder.expectRejected(status: 2, message: "\(file) is a file, not a run folder; pass the --run-dir of an npid train run")
+    }
+
+    @Test func reportRejectsFolderAsConfiguration() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.configurationPath)
+        try scratch.makeFolder("run/config.json")
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "\(run.configurationPath) is a folder, not a file; remove or rename it")
+    }
+
+    @Test func reportRejectsRepeatedEpoch() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        let lines = try String(contentsOfFile: run.metricsPath, encoding: .utf8).split(separator: "\n")
+        try #require(lines.count == 2)
+        try Data((lines + [lines[0]]).map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: run.metricsPath))
+        let before = try CLIFiles.bytes(run.runDirectory + "/report.html")
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectRejected(status: 1, message: "metrics log \(run.metricsPath) line 3 repeats epoch 1 where epoch 3 was expected; correct that line, or delete it and the lines after it")
+        #expect(try CLIFiles.bytes(run.runDirectory + "/report.html") == before)
+    }
+
+    @Test func reportWarnsAboutEmptiedMetrics() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try Data().write(to: URL(fileURLWithPath: run.metricsPath))
+
+        let result = try await CLI.run(["report", run.runDirectory], in: scratch.path)
+
+        result.expectSuccess()
+        let warning = "\(run.metricsPath) records no epochs, although \(run.runDirectory)/evaluation.json is from epoch 2, so the report has no learning curves or epoch table"
+        #expect(result.stderrLines == ["warning: " + warning])
+        let html = try String(contentsOfFile: run.runDirectory + "/report.html", encoding: .utf8)
+        #expect(html.contains(#"<p class="warning">warning: \#(warning)</p>"#))
+    }
+
+    @Test func resumeFromOlderCheckpointRewritesTensorBoard() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.checkpointPath)
+        try FileManager.default.linkItem(atPath: run.runDirectory + "/checkpoint-epoch1.safetensors", toPath: run.checkpointPath)
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory,
+                                        "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        let folder = run.runDirectory + "/tensorboard"
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder)
+        try #require(files.count == 1, "files: \(files)")
+        let records = try TensorBoardRecords.split(CLIFiles.bytes(folder + "/" + files[0]))
+        let metrics = try MetricsLog(path: run.metricsPath).read()
+        #expect(metrics.map(\.epoch) == [1, 2])
+        // The file-version event, then one event per epoch: step 2 once, not twice.
+        try #require(records.count == 1 + metrics.count)
+        for (record, epoch) in zip(records.dropFirst(), metrics) {
+            let wallTime = Double(bitPattern: record[1..<9].reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
+            let scalars: [(tag: String, value: Float)] = [
+                ("loss", Float(epoch.loss)), ("lr", Float(epoch.lr)), ("knn_top1", Float(epoch.knnTop1 ?? -1)),
+                ("knn_top5", Float(epoch.knnTop5 ?? -1)), ("images_per_s", Float(epoch.imagesPerSecond)),
+            ]
+            #expect(record == TensorBoardEvent.scalarEvent(wallTime: wallTime, step: Int64(epoch.epoch), scalars: scalars))
+        }
     }
 
     @Test func reportNamesMissingEvaluationKey() async throws {

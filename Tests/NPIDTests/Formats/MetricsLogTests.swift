@@ -33,17 +33,94 @@ import Testing
         #expect(text == records.map { $0.jsonLine() + "\n" }.joined())
     }
 
-    @Test func nonFiniteValuesRoundTrip() throws {
+    @Test func nonFiniteValueIsRejected() throws {
         let folder = FormatsTestFiles.makeFolder()
         defer { FormatsTestFiles.removeFolder(folder) }
         let log = MetricsLog(path: folder + "/metrics.jsonl")
+        let cases: [(EpochMetrics, String)] = [
+            (EpochMetrics(epoch: 2, loss: .nan, lr: 0.1, imagesPerSecond: 5, seconds: 1), #""loss": "NaN""#),
+            (EpochMetrics(epoch: 2, loss: 1, lr: 0.1, imagesPerSecond: -.infinity, seconds: 1), #""images_per_s": "-Infinity""#),
+            (EpochMetrics(epoch: 2, loss: 1, lr: 0.1, imagesPerSecond: 5, knnTop5: .infinity, seconds: 1), #""knn_top5": "Infinity""#),
+        ]
+        for (record, value) in cases {
+            FormatsTestFiles.writeBytes(Array((records[0].jsonLine() + "\n" + record.jsonLine() + "\n").utf8), to: log.path)
 
-        try log.append(EpochMetrics(epoch: 1, loss: .nan, lr: 0.1, imagesPerSecond: -.infinity, seconds: 1))
+            let error = #expect(throws: MetricsLogError.self) {
+                try log.read()
+            }
+            #expect(error?.line == 2)
+            #expect(error?.description == "metrics log \(log.path) line 2 has \(value), but npid train records only finite numbers; correct that line, or delete it and the lines after it")
+        }
+        // The line itself still decodes, so the message can name the value.
+        #expect(MetricsLog.decode(cases[0].0.jsonLine())?.loss.isNaN == true)
+    }
 
-        let read = try log.read()
-        #expect(read.count == 1)
-        #expect(read.first?.loss.isNaN == true)
-        #expect(read.first?.imagesPerSecond == -.infinity)
+    @Test func epochOutOfSequenceIsRejected() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        func line(_ epoch: Int) -> String {
+            EpochMetrics(epoch: epoch, loss: 1, lr: 0.1, imagesPerSecond: 5, seconds: 1).jsonLine()
+        }
+        // Each case: the lines, with "" for a blank one, then the line number and the problem expected.
+        let cases: [([String], Int, String)] = [
+            ([line(1), line(2), line(3), line(2)], 4, "repeats epoch 2 where epoch 4 was expected"),
+            ([line(1), line(3), line(2)], 2, "records epoch 3 where epoch 2 was expected"),
+            ([line(1), line(2), line(30)], 3, "records epoch 30 where epoch 3 was expected"),
+            ([line(0)], 1, "records epoch 0, but epochs count from 1"),
+            ([line(1), "", line(1)], 3, "repeats epoch 1 where epoch 2 was expected"),
+        ]
+        for (lines, number, problem) in cases {
+            FormatsTestFiles.writeBytes(Array(lines.map { $0 + "\n" }.joined().utf8), to: log.path)
+
+            let error = #expect(throws: MetricsLogError.self) {
+                try log.read()
+            }
+            #expect(error?.line == number)
+            #expect(error?.description == "metrics log \(log.path) line \(number) \(problem); correct that line, or delete it and the lines after it")
+        }
+    }
+
+    @Test func logMayStartAfterEpochOne() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        // A run resumed from a checkpoint into another --run-dir records its epochs from there on.
+        for record in records[1...] {
+            try log.append(record)
+        }
+
+        #expect(try log.read(configuredEpochs: 3) == Array(records[1...]))
+    }
+
+    @Test func configuredEpochsBoundTheLog() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        for record in records {
+            try log.append(record)
+        }
+
+        #expect(try log.read(configuredEpochs: 3) == records)
+        let error = #expect(throws: MetricsLogError.self) {
+            try log.read(configuredEpochs: 2)
+        }
+        #expect(error?.description == "metrics log \(log.path) line 3 records epoch 3, but the run is configured for 2 epochs; correct that line, or delete it and the lines after it")
+    }
+
+    @Test func truncateRejectsRepeatedEpoch() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        let text = (records + [records[1]]).map { $0.jsonLine() + "\n" }.joined()
+        FormatsTestFiles.writeBytes(Array(text.utf8), to: log.path)
+
+        // Keeping epochs <= 3 would keep the repeated epoch 2 as well.
+        let error = #expect(throws: MetricsLogError.self) {
+            try log.truncate(afterEpoch: 3)
+        }
+        #expect(error?.line == 4)
+        #expect(FormatsTestFiles.readBytes(log.path) == Array(text.utf8))
     }
 
     @Test func truncateKeepsEarlierEpochs() throws {
@@ -91,7 +168,7 @@ import Testing
                 try MetricsLog(path: path).read()
             }
             #expect(error?.line == 3)
-            #expect(error?.description == "metrics log \(path) line 3 is not a valid epoch record: \(reason)")
+            #expect(error?.description == "metrics log \(path) line 3 is not a valid epoch record: \(reason); correct that line, or delete it and the lines after it")
         }
     }
 

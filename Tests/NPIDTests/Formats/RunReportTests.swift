@@ -120,6 +120,34 @@ import Testing
         #expect(report.evaluation == nil)
         #expect(report.successPicture == nil)
     }
+
+    @Test func loadRejectsEpochBeyondConfiguration() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        try Data(#"{"epochs": 2}"#.utf8).write(to: folder.appendingPathComponent("config.json"))
+        let log = MetricsLog(path: folder.appendingPathComponent("metrics.jsonl").path)
+        for epoch in 1...3 {
+            try log.append(EpochMetrics(epoch: epoch, loss: 2, lr: 0.1, imagesPerSecond: 10, seconds: 1))
+        }
+
+        let error = #expect(throws: MetricsLogError.self) {
+            try RunReport.load(runDirectory: folder.path)
+        }
+        #expect(error?.description == "metrics log \(log.path) line 3 records epoch 3, but the run is configured for 2 epochs; correct that line, or delete it and the lines after it")
+    }
+
+    @Test(arguments: ["config.json", "metrics.jsonl", "evaluation.json", "retrieval-successes.png"])
+    func loadRejectsFolderInPlaceOfFile(name: String) throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let path = folder.appendingPathComponent(name).path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+
+        let error = #expect(throws: ReportInputError.self) {
+            try RunReport.load(runDirectory: folder.path)
+        }
+        #expect(error?.description == "\(path) is a folder, not a file; remove or rename it")
+    }
 }
 
 /// Parses markup as XML and counts the elements by name, throwing on malformed input.

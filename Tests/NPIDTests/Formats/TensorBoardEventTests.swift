@@ -96,6 +96,35 @@ import Testing
         let scalars: [(tag: String, value: Float)] = [("loss", 4.5), ("lr", 0.03), ("knn_top1", 41.25), ("images_per_s", 812)]
         #expect(records.last == TensorBoardEvent.scalarEvent(wallTime: now.timeIntervalSince1970, step: 2, scalars: scalars))
     }
+
+    @Test func writerReplacesOlderEventFiles() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+        let directory = folder.appendingPathComponent("tensorboard").path
+        let epochs = (1...3).map { EpochMetrics(epoch: $0, loss: 5 - Double($0), lr: 0.03, imagesPerSecond: 100, seconds: 2) }
+        let old = try TensorBoardWriter(directory: directory, now: Date(timeIntervalSince1970: 1_700_000_000))
+        for metrics in epochs {
+            try old.add(metrics)
+        }
+        try Data("kept".utf8).write(to: URL(fileURLWithPath: directory + "/notes.txt"))
+        let now = Date(timeIntervalSince1970: 1_700_000_100.5)
+
+        // A run resumed after epoch 1 rewrites the folder with epochs 1 and 2.
+        let writer = try TensorBoardWriter(directory: directory, replacingWith: Array(epochs[0..<2]), now: now)
+        try writer.add(epochs[2], now: now)
+
+        let name = URL(fileURLWithPath: writer.path).lastPathComponent
+        #expect(name.hasPrefix("events.out.tfevents.1700000100."))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == [name, "notes.txt"])
+        let records = try TensorBoardRecords.split([UInt8](try Data(contentsOf: URL(fileURLWithPath: writer.path))))
+        try #require(records.count == 4)
+        #expect(records[0] == TensorBoardEvent.fileVersionEvent(wallTime: now.timeIntervalSince1970))
+        for (record, metrics) in zip(records.dropFirst(), epochs) {
+            let scalars: [(tag: String, value: Float)] = [("loss", Float(metrics.loss)), ("lr", 0.03), ("images_per_s", 100)]
+            #expect(record == TensorBoardEvent.scalarEvent(wallTime: now.timeIntervalSince1970, step: Int64(metrics.epoch),
+                                                            scalars: scalars))
+        }
+    }
 }
 
 /// Splits TFRecord bytes into payloads, checking both masked CRC-32C of every record.

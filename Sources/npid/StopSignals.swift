@@ -85,7 +85,7 @@ final class StopSignals: @unchecked Sendable {
     private func received(_ number: Int32, count: Int) {
         let name = Self.name(of: number)
         guard training.load(ordering: .sequentiallyConsistent) else {
-            Console.log("npid: stopped by \(name) before training started; nothing was saved")
+            Console.log("npid: stopped by \(name) before training started; no training step was taken")
             _exit(128 + number)
         }
         let (isFirst, first) = firstSignal.compareExchange(expected: 0, desired: number, ordering: .relaxed)

@@ -78,6 +78,7 @@ enum TrainCommand {
             }
             configuration = requested
             resume = checkpoint
+            let logWarning = try checkMetricsLog(of: resumeDirectory, epochsDone: checkpoint.epochsDone)
             if options.string("--run-dir") == nil {
                 runDirectory = resumeDirectory
             }
@@ -85,6 +86,9 @@ enum TrainCommand {
                 ? "after epoch \(checkpoint.epochsDone) of \(configuration.epochs)"
                 : "in epoch \(checkpoint.epochsDone + 1) of \(configuration.epochs) after \(counted(checkpoint.epochImageCount, "image")) (step \(checkpoint.stepInEpoch) on \(counted(checkpoint.worldSize, "rank")))"
             resumeMessage = "resuming \(resumeDirectory) \(place)"
+            if let logWarning {
+                resumeMessage! += "\n" + logWarning
+            }
             if options.has("--eval-untrained") && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {
                 resumeMessage! += "\nnote: --eval-untrained measures the network before its first step, which this run has passed, so it is skipped"
             }
@@ -185,14 +189,17 @@ enum TrainCommand {
         if ownsRunFolder, folderLock == nil {
             folderLock = try RunFolderLock(runDirectory: runDirectory)
         }
-        if let resumeDirectory = options.string("--resume"), benchSteps == nil, isLeader,
-           !samePath(resumeDirectory, runDirectory) {
-            try copyRun(from: resumeDirectory, to: runDirectory)
-        }
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
+        let resumeDirectory = options.string("--resume")
         let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
-                                  runDirectory: runDirectory, resume: resume, distributed: distributed)
+                                  runDirectory: runDirectory, resume: resume,
+                                  resumePath: resumeDirectory.map { $0 + "/" + Checkpoint.fileName },
+                                  distributed: distributed)
+        // The copy waits for the Trainer, which rejects a checkpoint that does not fit the data.
+        if let resumeDirectory, benchSteps == nil, isLeader, !samePath(resumeDirectory, runDirectory) {
+            try copyRun(from: resumeDirectory, to: runDirectory)
+        }
         if let steps = benchSteps {
             let rate = try trainer.measureThroughput(steps: steps).imagesPerSecond
             Console.output(String(format: #"{"event": "bench", "images_per_s": %.2f, "steps": %d, "batch_size": %d, "device": "%@", "precision": "%@", "threads": %d}"#,
@@ -376,9 +383,11 @@ enum TrainCommand {
     /// Copies the checkpoint and the epoch records of the run being resumed into a new
     /// --run-dir, so that the new folder contains the whole run: its report and curves start
     /// at epoch 1, and a finished run resumed there has the checkpoint its output names.
+    /// The checkpoint goes last: a copy stopped halfway leaves no checkpoint, so the same
+    /// command can run again.
     static func copyRun(from source: String, to destination: String) throws {
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-        for name in [Checkpoint.fileName, "metrics.jsonl"] {
+        for name in ["metrics.jsonl", Checkpoint.fileName] {
             let from = source + "/" + name
             guard FileManager.default.fileExists(atPath: from) else {
                 continue
@@ -393,6 +402,22 @@ enum TrainCommand {
                 }
             }
         }
+    }
+
+    /// Checks that the run's metrics.jsonl records every epoch up to the checkpoint's, since
+    /// resuming appends the next epoch and a gap would make the log unreadable. Returns a
+    /// warning when the log is missing or empty, so that the report's curves start later.
+    static func checkMetricsLog(of runDirectory: String, epochsDone: Int) throws -> String? {
+        let log = MetricsLog(path: runDirectory + "/metrics.jsonl")
+        let records = FileManager.default.fileExists(atPath: log.path) ? try log.read() : []
+        let kept = records.filter { $0.epoch <= epochsDone }
+        guard let last = kept.last else {
+            return epochsDone == 0 ? nil : "warning: \(log.path) records none of the \(counted(epochsDone, "epoch", plural: "epochs")) before the checkpoint, so the report's curves will start at epoch \(epochsDone + 1)"
+        }
+        guard last.epoch == epochsDone else {
+            throw MetricsLogGap(path: log.path, lastEpoch: last.epoch, epochsDone: epochsDone)
+        }
+        return nil
     }
 
     static func resumeCommand(_ options: ParsedOptions, runDirectory: String) -> String {
@@ -505,4 +530,16 @@ func shellQuoted(_ word: String) -> String {
 func samePath(_ first: String, _ second: String) -> Bool {
     URL(fileURLWithPath: first).resolvingSymlinksInPath().standardizedFileURL.path
         == URL(fileURLWithPath: second).resolvingSymlinksInPath().standardizedFileURL.path
+}
+
+/// A metrics log that stops before the checkpoint's epoch, so the next record would leave a gap.
+struct MetricsLogGap: Error, CustomStringConvertible {
+    let path: String
+    let lastEpoch: Int
+    let epochsDone: Int
+
+    var description: String {
+        let missing = lastEpoch + 1 == epochsDone ? "epoch \(epochsDone)" : "epochs \(lastEpoch + 1) to \(epochsDone)"
+        return "metrics log \(path) ends at epoch \(lastEpoch), but the checkpoint is after epoch \(epochsDone), so \(missing) would be missing; restore the missing records, or delete \(path) to resume without the earlier epochs' records"
+    }
 }

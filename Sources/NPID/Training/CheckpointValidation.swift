@@ -198,7 +198,15 @@ extension Checkpoint {
     public func checkClassNames(_ classNames: [String], path: String) throws {
         let saved = self.classNames
         guard saved.isEmpty || saved == classNames else {
-            throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); pass the --data the run trained on")
+            // Naming the classes that differ finds the odd folder even among a thousand classes.
+            let onlySaved = saved.filter { !classNames.contains($0) }
+            let onlyData = classNames.filter { !saved.contains($0) }
+            var difference = "the classes are in another order"
+            if !onlySaved.isEmpty || !onlyData.isEmpty {
+                let list = { (names: [String]) in names.isEmpty ? "none" : names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", ..." : "") }
+                difference = "only the checkpoint has \(list(onlySaved)), only the data has \(list(onlyData))"
+            }
+            throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); \(difference); pass the --data the run trained on")
         }
     }
 }

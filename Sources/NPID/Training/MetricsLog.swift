@@ -133,7 +133,8 @@ public struct MetricsLog: Sendable {
     public func read(configuredEpochs: Int? = nil) throws -> [EpochMetrics] {
         let text = try readText()
         var records: [EpochMetrics] = []
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Swift reads "\r\n" as one character, so a log edited on Windows needs its own separator.
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
         for (index, line) in lines.enumerated() {
             if line.allSatisfy(\.isWhitespace) {
                 continue

@@ -88,7 +88,8 @@ public final class Trainer {
     /// one rank of a data-parallel run, `configuration.batchSize` is its share of each global
     /// batch, and every rank must pass the same configuration, data and checkpoint.
     public init(configuration: TrainingConfiguration, runtime: RuntimeOptions, data: TrainingData,
-                runDirectory: String, resume: Checkpoint? = nil, distributed: DistributedRun? = nil) throws {
+                runDirectory: String, resume: Checkpoint? = nil, resumePath: String? = nil,
+                distributed: DistributedRun? = nil) throws {
         try configuration.validate()
         guard runtime.keepCheckpoints >= 1 else {
             throw UsageError("--keep-checkpoints must be at least 1, got \(runtime.keepCheckpoints)")
@@ -111,7 +112,7 @@ public final class Trainer {
         trainLabels = try Tensor(data.train.labels.map(Int64.init)).to(device: runtime.device)
 
         if let resume {
-            try restore(resume)
+            try restore(resume, path: resumePath ?? checkpointPath)
         }
         if let distributed {
             try joinDataParallelRun(distributed)
@@ -394,8 +395,8 @@ public final class Trainer {
         savedPosition = position
     }
 
-    func restore(_ checkpoint: Checkpoint) throws {
-        let path = checkpointPath
+    /// Loads the state of `checkpoint`, read from `path`, after checking that it fits this data.
+    func restore(_ checkpoint: Checkpoint, path: String) throws {
         guard checkpoint.memoryBank.shape == bank.features.shape else {
             throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
         }

@@ -357,8 +357,16 @@ import Testing
         #expect(!result.timedOut)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stdout == "")
-        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); pass the --data the run trained on"])
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); only the checkpoint has \(names[names.count - 1]), only the data has zebra; pass the --data the run trained on"])
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+
+        // Into another --run-dir, the check comes before the copy and names the original.
+        let fork = scratch.path + "/fork"
+        let forked = try await CLI.run(["train", "--data", dataRoot, "--resume", run.runDirectory, "--run-dir", fork,
+                                        "--epochs", "3"], in: scratch.path)
+        #expect(forked.status == 2, "stderr: \(forked.stderr)")
+        #expect(forked.errorLines == result.errorLines)
+        #expect(!FileManager.default.fileExists(atPath: fork + "/" + Checkpoint.fileName))
     }
 
     @Test func resumeWithFewerEpochsIsRejected() async throws {

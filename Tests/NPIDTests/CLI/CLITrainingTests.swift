@@ -214,6 +214,29 @@ import Testing
                                                  "report: not written yet; write it with npid report \(fork)"])
     }
 
+    @Test func resumeChecksMetricsLogReachesCheckpoint() async throws {
+        let finished = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let behind = try CLIRuns.copy(finished, to: scratch.path + "/behind")
+        let empty = try CLIRuns.copy(finished, to: scratch.path + "/empty")
+        let behindLog = behind.runDirectory + "/metrics.jsonl"
+        let firstLine = try String(contentsOfFile: behindLog, encoding: .utf8).split(separator: "\n")[0]
+        try (firstLine + "\n").write(toFile: behindLog, atomically: true, encoding: .utf8)
+        try "".write(toFile: empty.runDirectory + "/metrics.jsonl", atomically: true, encoding: .utf8)
+
+        let gap = try await CLI.run(["train", "--data", finished.dataset.root, "--resume", behind.runDirectory,
+                                     "--epochs", "3", "--workers", "0", "--threads", "1"], in: scratch.path)
+        let restart = try await CLI.run(["train", "--data", finished.dataset.root, "--resume", empty.runDirectory,
+                                         "--epochs", "3", "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        gap.expectRejected(status: 1, message: "metrics log \(behindLog) ends at epoch 1, but the checkpoint is after epoch 2, so epoch 2 would be missing; restore the missing records, or delete \(behindLog) to resume without the earlier epochs' records")
+        #expect(try String(contentsOfFile: behindLog, encoding: .utf8) == firstLine + "\n")
+        restart.expectSuccess()
+        #expect(restart.stderrLines.contains("warning: \(empty.runDirectory)/metrics.jsonl records none of the 2 epochs before the checkpoint, so the report's curves will start at epoch 3"),
+                "stderr: \(restart.stderr)")
+    }
+
     @Test func resumeContinuesTheSameRun() async throws {
         let straight = try await CLIRuns.twoEpochs.value
         let dataset = straight.dataset

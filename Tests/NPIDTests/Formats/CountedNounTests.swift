@@ -21,5 +21,7 @@ import Testing
     @Test func irregularPluralIsUsed() {
         #expect(counted(2, "index", plural: "indices") == "2 indices")
         #expect(counted(1, "index", plural: "indices") == "1 index")
+        // "ch" spoken as k takes a plain s, which the rule for "match" would get wrong.
+        #expect(counted(2, "epoch", plural: "epochs") == "2 epochs")
     }
 }

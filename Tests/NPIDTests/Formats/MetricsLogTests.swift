@@ -33,6 +33,16 @@ import Testing
         #expect(text == records.map { $0.jsonLine() + "\n" }.joined())
     }
 
+    @Test func windowsLineEndingsAreRead() throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        let text = records.map { $0.jsonLine() + "\r\n" }.joined()
+        try AtomicFile.write(Array(text.utf8), to: log.path)
+
+        #expect(try log.read() == records)
+    }
+
     @Test func nonFiniteValueIsRejected() throws {
         let folder = FormatsTestFiles.makeFolder()
         defer { FormatsTestFiles.removeFolder(folder) }

@@ -245,7 +245,7 @@ public final class Trainer {
             // The epoch's checkpoint is written after this evaluation, so the diverged network is never saved.
             let earlier = savedPosition == nil ? "no checkpoint had been written yet" : "the checkpoint \(checkpointPath) of an earlier point is kept"
             error.source = "after epoch \(epoch + 1) the network"
-            error.advice = "training stopped and \(earlier); start again with a lower --lr"
+            error.advice = "training stopped and \(earlier); start again with a lower --lr or --weight-decay"
             throw error
         }
         lastAccuracy = accuracy

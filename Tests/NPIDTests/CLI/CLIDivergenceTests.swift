@@ -16,7 +16,7 @@ import Testing
                                         "--lr", "1e6"] + CLIRuns.smallModelFlags, in: scratch.path)
 
         #expect(result.status == 1, "stderr: \(result.stderr)")
-        #expect(result.errorLines == [CLI.errorPrefix + "after epoch 1 the network gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); training stopped and no checkpoint had been written yet; start again with a lower --lr"])
+        #expect(result.errorLines == [CLI.errorPrefix + "after epoch 1 the network gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); training stopped and no checkpoint had been written yet; start again with a lower --lr or --weight-decay"])
         #expect(!FileManager.default.fileExists(atPath: runDirectory + "/checkpoint.safetensors"))
         #expect(!FileManager.default.fileExists(atPath: runDirectory + "/metrics.jsonl"))
     }

@@ -33,6 +33,19 @@ import Testing
         #expect(text == records.map { $0.jsonLine() + "\n" }.joined())
     }
 
+    @Test(arguments: [#""loss":NaN"#, #""loss":-Infinity"#, #""loss":1e999"#])
+    func bareNonFiniteValueIsNamed(field: String) throws {
+        let folder = FormatsTestFiles.makeFolder()
+        defer { FormatsTestFiles.removeFolder(folder) }
+        let log = MetricsLog(path: folder + "/metrics.jsonl")
+        let line = #"{"epoch":1,"# + field + #","lr":0.03,"images_per_s":800.0,"knn_top1":null,"knn_top5":null,"seconds":60.0}"#
+        try AtomicFile.write(Array((line + "\n").utf8), to: log.path)
+
+        let error = #expect(throws: MetricsLogError.self) { try log.read() }
+        #expect(error?.line == 1)
+        #expect(error?.problem == "is not a valid epoch record: a value is not a finite number, and npid train records only finite numbers")
+    }
+
     @Test func windowsLineEndingsAreRead() throws {
         let folder = FormatsTestFiles.makeFolder()
         defer { FormatsTestFiles.removeFolder(folder) }

@@ -250,7 +250,7 @@ public struct MetricsLog: Sendable {
             return .success(try decoder.decode(EpochMetrics.self, from: Data(line.utf8)))
         } catch let error as DecodingError {
             // JSON has no NaN or infinity, so a bare one (or a number too large for a double)
-            // fails the whole line; say so instead of "not a JSON object".
+            // fails the whole line, which deserves a clearer reason than "not a JSON object".
             if case .dataCorrupted = error, line.range(of: #":\s*-?(NaN|nan|Infinity|inf|[0-9.]+[eE]\+?[0-9]{3,})\s*[,}]"#,
                                                        options: .regularExpression) != nil {
                 return .failure(MetricsLineProblem(reason: "a value is not a finite number, and npid train records only finite numbers"))

@@ -113,6 +113,7 @@ public final class Trainer {
 
         if let resume {
             try restore(resume, path: resumePath ?? checkpointPath)
+            try checkRestoredNetwork(path: resumePath ?? checkpointPath)
         }
         if let distributed {
             try joinDataParallelRun(distributed)
@@ -393,6 +394,24 @@ public final class Trainer {
             events(.message("warning: " + warning))
         }
         savedPosition = position
+    }
+
+    /// Throws `UnusableFeaturesError` naming `path` when the restored network already gives
+    /// NaN, infinite or zero-length features on the first test images. Training on from such
+    /// a checkpoint would only fail later, calling the diverged checkpoint the last good one.
+    func checkRestoredNetwork(path: String) throws {
+        let loader = BatchLoader(store: data.test, transform: .plain(PlainTransform(outputSize: configuration.imageSize)),
+                                 batchSize: 64, shuffle: false, seed: configuration.seed, workers: 0,
+                                 layout: runtime.channelsLast ? .nhwc : .nchw)
+        do {
+            _ = try extractFeatures(model: model, loader: loader, count: data.test.count, device: runtime.device,
+                                    channelsLast: runtime.channelsLast, precision: runtime.effectivePrecision,
+                                    indices: Array(0..<min(64, data.test.count)))
+        } catch var error as UnusableFeaturesError {
+            error.source = "checkpoint \(path)"
+            error.advice = "resume from an earlier checkpoint of the run (checkpoint-epochN.safetensors copied over it), or start again with a lower --lr or --weight-decay"
+            throw error
+        }
     }
 
     /// Loads the state of `checkpoint`, read from `path`, after checking that it fits this data.

@@ -46,4 +46,29 @@ import Testing
 
         result.expectRejected(status: 2, message: "--lr 1e+300 is beyond float32's range (3.4e38); pass a rate such as 0.03")
     }
+
+    @Test func divergedCheckpointIsNotResumed() async throws {
+        let finished = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(finished, to: scratch.path + "/run")
+        let path = run.runDirectory + "/" + Checkpoint.fileName
+        // A NaN running variance in the first batch norm, as an overflow leaves behind.
+        var checkpoint = try Checkpoint.read(contentsOf: path)
+        var variance = try #require(checkpoint.modelState["bn1.running_var"])
+        let nan = Float.nan.bitPattern
+        variance.bytes = (0..<(variance.bytes.count / 4)).flatMap { _ in
+            [UInt8(nan & 0xff), UInt8((nan >> 8) & 0xff), UInt8((nan >> 16) & 0xff), UInt8(nan >> 24)]
+        }
+        checkpoint.modelState["bn1.running_var"] = variance
+        try checkpoint.write(to: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory, "--epochs", "3",
+                                        "--workers", "0", "--threads", "1"], in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines == [CLI.errorPrefix + "checkpoint \(path) gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); resume from an earlier checkpoint of the run (checkpoint-epochN.safetensors copied over it), or start again with a lower --lr or --weight-decay"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "the checkpoint changed")
+    }
 }

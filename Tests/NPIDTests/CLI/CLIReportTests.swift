@@ -46,15 +46,7 @@ import Testing
 
         try #require(records.count == 1 + metrics.count)
         #expect(records[0].suffix(15) == [0x1A, 0x0D] + Array("brain.Event:2".utf8))
-        for (record, epoch) in zip(records.dropFirst(), metrics) {
-            // Bytes 1...8 are the wall time; the rest must encode exactly this epoch's scalars.
-            let wallTime = Double(bitPattern: record[1..<9].reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
-            let scalars: [(tag: String, value: Float)] = [
-                ("loss", Float(epoch.loss)), ("lr", Float(epoch.lr)), ("knn_top1", Float(epoch.knnTop1 ?? -1)),
-                ("knn_top5", Float(epoch.knnTop5 ?? -1)), ("images_per_s", Float(epoch.imagesPerSecond)),
-            ]
-            #expect(record == TensorBoardEvent.scalarEvent(wallTime: wallTime, step: Int64(epoch.epoch), scalars: scalars))
-        }
+        Self.expectEpochEvents(Array(records.dropFirst()), match: metrics)
     }
 
     @Test func reportRebuildsFromSavedFiles() async throws {
@@ -175,14 +167,7 @@ import Testing
         #expect(metrics.map(\.epoch) == [1, 2])
         // The file-version event, then one event per epoch: step 2 once, not twice.
         try #require(records.count == 1 + metrics.count)
-        for (record, epoch) in zip(records.dropFirst(), metrics) {
-            let wallTime = Double(bitPattern: record[1..<9].reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
-            let scalars: [(tag: String, value: Float)] = [
-                ("loss", Float(epoch.loss)), ("lr", Float(epoch.lr)), ("knn_top1", Float(epoch.knnTop1 ?? -1)),
-                ("knn_top5", Float(epoch.knnTop5 ?? -1)), ("images_per_s", Float(epoch.imagesPerSecond)),
-            ]
-            #expect(record == TensorBoardEvent.scalarEvent(wallTime: wallTime, step: Int64(epoch.epoch), scalars: scalars))
-        }
+        Self.expectEpochEvents(Array(records.dropFirst()), match: metrics)
     }
 
     @Test func reportNamesMissingEvaluationKey() async throws {
@@ -219,5 +204,20 @@ import Testing
         let result = try await CLI.run(["report", run.runDirectory, "--recompute"], in: scratch.path)
 
         result.expectRejected(status: 2, message: "--recompute needs --data ROOT, because only a new evaluation uses it")
+    }
+
+    /// Checks that each event record encodes exactly its epoch's scalars, whatever its wall time.
+    static func expectEpochEvents(_ records: [[UInt8]], match metrics: [EpochMetrics],
+                                  sourceLocation: SourceLocation = #_sourceLocation) {
+        for (record, epoch) in zip(records, metrics) {
+            // Bytes 1...8 are the wall time; the rest must encode exactly this epoch's scalars.
+            let wallTime = Double(bitPattern: record[1..<9].reversed().reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })
+            let scalars: [(tag: String, value: Float)] = [
+                ("loss", Float(epoch.loss)), ("lr", Float(epoch.lr)), ("knn_top1", Float(epoch.knnTop1 ?? -1)),
+                ("knn_top5", Float(epoch.knnTop5 ?? -1)), ("images_per_s", Float(epoch.imagesPerSecond)),
+            ]
+            #expect(record == TensorBoardEvent.scalarEvent(wallTime: wallTime, step: Int64(epoch.epoch), scalars: scalars),
+                    sourceLocation: sourceLocation)
+        }
     }
 }

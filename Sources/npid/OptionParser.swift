@@ -17,8 +17,8 @@ struct OptionSpec {
     /// spellings were declared in.
     var primaryName: String { names.first { $0.hasPrefix("--") } ?? names[0] }
 
-    /// What to pass in place of an empty value of a path option. It is nil for other options,
-    /// because their own checks reject an empty number or name.
+    /// The advice for an empty value of a path option. It is nil for other options, because
+    /// their own checks reject an empty number or name.
     var emptyValueAdvice: String? {
         switch valueName {
         case "FILE.png": return "pass a file name ending in .png"

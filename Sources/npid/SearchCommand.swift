@@ -133,9 +133,9 @@ enum SearchCommand {
             }
         }
         if let first = missing.first, let indexPath {
-            let gone = Set(missing).count == 1 ? "listed image \(first) no longer exists"
+            let missingImages = Set(missing).count == 1 ? "listed image \(first) no longer exists"
                 : "\(Set(missing).count) listed images no longer exist, \(first) among them"
-            Console.log("warning: \(gone); write --index \(indexPath) again with npid embed")
+            Console.log("warning: \(missingImages); write --index \(indexPath) again with npid embed")
         }
         if sameClassCounts.count > 1 {
             Console.output(sameClassSummary(sameClassCounts))

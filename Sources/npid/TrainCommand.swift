@@ -410,8 +410,8 @@ enum TrainCommand {
     static func checkMetricsLog(of runDirectory: String, epochsDone: Int) throws -> String? {
         let log = MetricsLog(path: runDirectory + "/metrics.jsonl")
         let records = FileManager.default.fileExists(atPath: log.path) ? try log.read() : []
-        let kept = records.filter { $0.epoch <= epochsDone }
-        guard let last = kept.last else {
+        let earlierRecords = records.filter { $0.epoch <= epochsDone }
+        guard let last = earlierRecords.last else {
             return epochsDone == 0 ? nil : "warning: \(log.path) records none of the \(counted(epochsDone, "epoch", plural: "epochs")) before the checkpoint, so the report's curves will start at epoch \(epochsDone + 1)"
         }
         guard last.epoch == epochsDone else {

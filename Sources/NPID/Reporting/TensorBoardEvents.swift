@@ -106,8 +106,8 @@ public enum TensorBoardEvent {
 ///
 /// Each writer starts its own file, `events.out.tfevents.SECONDS.HOST.PID`. TensorBoard
 /// reads every such file of a folder, so a resumed run uses `init(directory:replacingWith:)`
-/// to replace the older files with one that contains the epochs kept in metrics.jsonl;
-/// otherwise the epochs after the resumed checkpoint would appear twice. Every record is
+/// to replace the older files with one that contains the epochs kept in metrics.jsonl.
+/// Without it, the epochs after the resumed checkpoint would appear twice. Every record is
 /// flushed to disk before the call returns.
 public final class TensorBoardWriter {
     public let path: String

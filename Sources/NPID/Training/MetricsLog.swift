@@ -125,9 +125,9 @@ public struct MetricsLog: Sendable {
     /// Reads every record in file order. Blank lines are skipped, and so is a last line without
     /// a newline that does not parse, which an interrupted append leaves behind.
     ///
-    /// npid train writes consecutive epochs in order with finite values, starting at 1, or
-    /// after the checkpoint's epoch when a run was resumed without records of its earlier
-    /// epochs (a missing or emptied log), so `read` treats anything else as damage. Throws `MetricsLogError` for a malformed line, an epoch out of sequence, a
+    /// npid train writes consecutive epochs in order with finite values, starting at 1. A run
+    /// resumed without records of its earlier epochs (a missing or emptied log) starts after
+    /// the checkpoint's epoch instead. `read` treats anything else as damage. Throws `MetricsLogError` for a malformed line, an epoch out of sequence, a
     /// non-finite value, or an epoch above `configuredEpochs` when that is given. Throws
     /// `FileIOError` if the file cannot be read, including when it does not exist.
     public func read(configuredEpochs: Int? = nil) throws -> [EpochMetrics] {

@@ -94,8 +94,8 @@ public struct TrainingData: Sendable {
 
     /// Returns "a, b, c" for up to five names, and "a, b, c, d, e and 3 more" for longer lists.
     static func listNames(_ names: [String]) -> String {
-        let shown = names.prefix(5).joined(separator: ", ")
-        return names.count > 5 ? "\(shown) and \(names.count - 5) more" : shown
+        let firstNames = names.prefix(5).joined(separator: ", ")
+        return names.count > 5 ? "\(firstNames) and \(names.count - 5) more" : firstNames
     }
 
     /// Scans the split folders of `source` without decoding any image, and throws the errors

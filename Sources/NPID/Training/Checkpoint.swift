@@ -10,7 +10,9 @@ import Torch
 /// and `class_names` (JSON). `nce_z` is Z of NCE, the fixed value or the moving average's
 /// current one, and is absent for the softmax losses and before the first step. A run stopped
 /// mid-epoch also needs `step_in_epoch`, `epoch_loss_sum` and `epoch_image_count`, which are 0
-/// at an epoch's end. `world_size` is the number of ranks that wrote it (1 when absent). `crc32c` is the checksum of everything else (see `checksum(tensors:metadata:)`).
+/// at an epoch's end. `world_size` is the number of ranks that wrote it (1 when absent).
+/// `training_images` identifies the images of the bank's rows (see `TrainingImageList`).
+/// `crc32c` is the checksum of everything else (see `checksum(tensors:metadata:)`).
 public struct Checkpoint {
     public static let format = "swift-npid-checkpoint-1"
     public static let fileName = "checkpoint.safetensors"
@@ -39,6 +41,9 @@ public struct Checkpoint {
     /// Ranks of the data-parallel run that wrote the checkpoint (1 for a single process);
     /// each step took `worldSize` × the configuration's batch size images.
     public var worldSize = 1
+    /// `TrainingImageList.fingerprint(of:)` of the training images, nil in checkpoints
+    /// written before it was saved.
+    public var trainingImages: String?
 
     /// Reads a checkpoint written by `write(to:)` and checks it: the safetensors layout, the
     /// checksum, the configuration, the counters and the shapes of the memory bank and the
@@ -96,6 +101,9 @@ public struct Checkpoint {
         ]
         if let normalizationConstant {
             metadata["nce_z"] = "\(normalizationConstant)"
+        }
+        if let trainingImages {
+            metadata["training_images"] = trainingImages
         }
         metadata[Self.checksumKey] = Self.hexadecimal(Self.checksum(tensors: tensors, metadata: metadata))
         return (tensors, metadata)

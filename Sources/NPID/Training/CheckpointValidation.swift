@@ -101,7 +101,7 @@ extension Checkpoint {
                           normalizationConstant: z, classNames: classNames, modelState: modelState,
                           momentumBuffers: momentum, memoryBank: bank, cpuRandomState: randomState,
                           stepInEpoch: stepInEpoch, epochLossSum: epochLossSum, epochImageCount: epochImageCount,
-                          worldSize: worldSize)
+                          worldSize: worldSize, trainingImages: metadata["training_images"])
     }
 
     private static func checkChecksum(_ contents: SafetensorsContents, path: String) throws {

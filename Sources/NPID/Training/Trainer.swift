@@ -389,7 +389,8 @@ public final class Trainer {
             memoryBank: try SafetensorsTensor(name: "memory_bank", tensor: bank.features),
             cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()),
             stepInEpoch: partialEpoch.stepCount, epochLossSum: partialEpoch.lossSum,
-            epochImageCount: partialEpoch.imageCount, worldSize: worldSize)
+            epochImageCount: partialEpoch.imageCount, worldSize: worldSize,
+            trainingImages: TrainingImageList.fingerprint(of: data.train))
         for warning in try checkpointFiles.save(checkpoint) {
             events(.message("warning: " + warning))
         }
@@ -421,6 +422,8 @@ public final class Trainer {
         }
         // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
         try checkpoint.checkClassNames(data.classNames, path: path)
+        try checkpoint.checkTrainingImages(data.train, path: path,
+                                           advice: "resume with the --data the run trained on, or start a new run on these images")
         let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
         try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, trainCount: data.train.count,
                                       path: path)

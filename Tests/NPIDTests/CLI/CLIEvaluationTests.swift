@@ -69,6 +69,33 @@ import Testing
         result.expectRejected(status: 2, message: "checkpoint \(run.checkpointPath) has a memory bank of \(run.dataset.trainCount) rows but the training split has \(run.dataset.trainCount + 1) images; use the same --data and limits as the training run, or pass --recompute")
     }
 
+    @Test func memoryBankOfOtherImagesIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: dataRoot)
+        // Same classes and counts, but one training image replaced by a file of another name,
+        // so bank row i would no longer be the feature of image i.
+        let classFolder = dataRoot + "/train/" + run.dataset.classNames[0]
+        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted().first)
+        try FileManager.default.moveItem(atPath: classFolder + "/" + first, toPath: classFolder + "/zzzz.jpg")
+        let before = try CLIFiles.snapshot(run.runDirectory)
+
+        let evaluated = try await CLI.run(["eval", "--checkpoint", run.checkpointPath, "--data", dataRoot], in: scratch.path)
+        let resumed = try await CLI.run(["train", "--data", dataRoot, "--resume", run.runDirectory, "--epochs", "3"],
+                                        in: scratch.path)
+        let recomputed = try await CLI.run(["eval", "--checkpoint", run.checkpointPath, "--data", dataRoot, "--recompute"],
+                                           in: scratch.path)
+
+        let problem = "checkpoint \(run.checkpointPath) contains memory bank rows of other images than \(dataRoot)/train: the classes and image counts match, but the file names differ"
+        evaluated.expectRejected(status: 2, message: problem + "; pass the --data the run trained on, or --recompute to compute the features of these images")
+        #expect(resumed.status == 2, "stderr: \(resumed.stderr)")
+        #expect(resumed.errorLines == ["npid: error: " + problem + "; resume with the --data the run trained on, or start a new run on these images"])
+        #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
+        recomputed.expectSuccess()
+    }
+
     // MARK: neighbors
 
     @Test func neighborsDrawsQueryGrid() async throws {

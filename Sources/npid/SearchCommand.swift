@@ -11,6 +11,7 @@ enum SearchCommand {
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
+        OptionSpec("--layer", value: "NAME", help: "with --recompute: embedding (the D-dim feature the memory bank stores) or pooled (backbone output before the projection) (default embedding)"),
     ] + networkRuntimeSpecs
 
     static let help = helpText(
@@ -18,8 +19,9 @@ enum SearchCommand {
         summary: """
         For each query image (any JPEG or PNG file, of any size), prints the N most similar
         training images by cosine similarity of their features: rank, similarity, class and
-        path, then how many matches each class has. With --index, it searches the images of
-        an npid embed file instead, and an image's class is the name of its folder. A query
+        path, then how many matches each class has. With --recompute --layer pooled, it compares
+        the backbone's pooled output instead of the D-dim feature. With --index, it searches the
+        images of an npid embed file instead, and an image's class is the name of its folder. A query
         that is itself one of the searched images is left out of its own matches. A query
         inside a folder named after a training class (test/cat/0001.jpg) also gets the
         number of matches of that class, and a summary line follows when there are several
@@ -45,6 +47,19 @@ enum SearchCommand {
         }
         if indexPath != nil && options.has("--recompute") {
             throw UsageError("--recompute applies to --data; an --index file already contains features computed without augmentation")
+        }
+        var layer = FeatureLayer.embedding
+        if let name = options.string("--layer") {
+            guard let chosen = FeatureLayer(rawValue: name) else {
+                throw UsageError("unknown --layer '\(name)'; choose embedding or pooled")
+            }
+            guard indexPath == nil else {
+                throw UsageError("--layer applies to --data; an --index file already records the layer npid embed computed")
+            }
+            guard chosen == .embedding || options.has("--recompute") else {
+                throw UsageError("--layer \(name) needs --recompute, because the memory bank stores only the embedding")
+            }
+            layer = chosen
         }
         let queryPaths = options.positional
         guard !queryPaths.isEmpty else {
@@ -72,7 +87,7 @@ enum SearchCommand {
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let gallery: SearchGallery
         if let dataRoot {
-            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"))
+            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"), layer: layer)
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }

@@ -17,12 +17,16 @@ struct SearchGallery {
     /// The flag and value that named the gallery, for messages.
     let source: String
 
-    /// Loads the training split of `dataRoot`, the one the checkpoint trained on.
-    static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool) throws -> SearchGallery {
+    /// Loads the training split of `dataRoot`, the one the checkpoint trained on. Features of
+    /// the pooled layer are always recomputed, because the memory bank stores embeddings only.
+    static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool,
+                              layer: FeatureLayer = .embedding) throws -> SearchGallery {
         let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
         try model.checkClassNames(folder.classNames)
         let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
-        return SearchGallery(features: try model.trainingFeatures(of: train, recompute: recompute), layer: .embedding,
+        let features = layer == .embedding ? try model.trainingFeatures(of: train, recompute: recompute)
+            : try model.features(of: train, layer: layer).l2Normalized()
+        return SearchGallery(features: features, layer: layer,
                              paths: train.paths, labels: train.labels, classNames: train.classNames,
                              image: { try train[$0] }, source: "--data \(dataRoot)")
     }

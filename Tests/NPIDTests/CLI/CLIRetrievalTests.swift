@@ -280,6 +280,43 @@ import Testing
         #expect(image.height == size.height)
     }
 
+    @Test func searchPooledLayerMatchesIndex() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[2]
+        let index = scratch.path + "/pooled.safetensors"
+        // Every training image is listed: the few-step network ranks all of them within 0.001
+        // of each other, so only the whole list distinguishes the two layers.
+        let top = String(run.dataset.trainCount)
+
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/train",
+                                       "--layer", "pooled", "--out", index, "--threads", "1"], in: scratch.path)
+        let fromIndex = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, query,
+                                           "--top", top, "--threads", "1"], in: scratch.path)
+        let fromData = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query,
+                                          "--top", top, "--recompute", "--layer", "pooled", "--threads", "1"], in: scratch.path)
+        let embedding = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query,
+                                           "--top", top, "--recompute", "--threads", "1"], in: scratch.path)
+
+        embed.expectSuccess()
+        fromIndex.expectSuccess()
+        fromData.expectSuccess()
+        embedding.expectSuccess()
+        let count = run.dataset.trainCount
+        let similarities = { (result: CLIResult) in
+            result.stdoutLines[1...count].map { line in
+                Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? .nan
+            }
+        }
+        // Both search the pooled features of the same images, so the similarities agree rank
+        // by rank up to float rounding.
+        for (found, expected) in zip(similarities(fromData), similarities(fromIndex)) {
+            #expect(abs(found - expected) <= 0.0002, "\(found) against \(expected)")
+        }
+        #expect(similarities(fromData) != similarities(embedding))
+    }
+
     @Test func searchIndexOfOtherEpochIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
@@ -505,6 +542,7 @@ import Testing
     @Test(arguments: [
         (["--recompute"], "--recompute applies to --data; an --index file already contains features computed without augmentation"),
         (["--data", "DATA"], "--data and --index both name the images to search; pass one of them"),
+        (["--layer", "pooled"], "--layer applies to --data; an --index file already records the layer npid embed computed"),
     ])
     func searchIndexRejectsFlag(flags: [String], message: String) async throws {
         let run = try await CLIRuns.twoEpochs.value
@@ -515,6 +553,21 @@ import Testing
 
         let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", scratch.path + "/x.safetensors",
                                         query] + arguments, in: scratch.path)
+
+        result.expectRejected(status: 2, message: message)
+    }
+
+    @Test(arguments: [
+        (["--layer", "pooled"], "--layer pooled needs --recompute, because the memory bank stores only the embedding"),
+        (["--layer", "conv5", "--recompute"], "unknown --layer 'conv5'; choose embedding or pooled"),
+    ])
+    func searchRejectsBadLayer(flags: [String], message: String) async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        try Self.testPaths(run)[0]] + flags, in: scratch.path)
 
         result.expectRejected(status: 2, message: message)
     }

@@ -192,10 +192,18 @@ enum TrainCommand {
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let resumeDirectory = options.string("--resume")
-        let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
                                   runDirectory: runDirectory, resume: resume,
                                   resumePath: resumeDirectory.map { $0 + "/" + Checkpoint.fileName },
                                   distributed: distributed)
+        } catch {
+            // The Trainer rejects a checkpoint that does not fit the data after the lock
+            // created the folder, which would otherwise stay behind empty.
+            folderLock?.removeFolderIfUnused()
+            throw error
+        }
         // The copy waits for the Trainer, which rejects a checkpoint that does not fit the data.
         if let resumeDirectory, benchSteps == nil, isLeader, !samePath(resumeDirectory, runDirectory) {
             try copyRun(from: resumeDirectory, to: runDirectory)

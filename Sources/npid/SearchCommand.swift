@@ -102,7 +102,9 @@ enum SearchCommand {
             Console.log("note: --top \(top) is more than the images there are to search (\(gallery.paths.count), less a query's own); such queries get fewer matches")
         }
         let largestOwn = answered.map { ownRows[$0].count }.max() ?? 0
-        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top + largestOwn)
+        // Capped at the gallery first, because --top may be as large as Int.max.
+        let searchCount = min(top, gallery.paths.count) + largestOwn
+        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: searchCount)
         let neighbors = answered.map { query in
             Array(found[query].filter { !ownRows[query].contains($0.index) }.prefix(top))
         }

@@ -412,6 +412,28 @@ import Testing
                                                   mean, count, majority, 50 * Double(majority)))
     }
 
+    @Test func searchOfLargestTopListsAll() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let index = scratch.path + "/test.safetensors"
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        embed.expectSuccess()
+        let testPaths = try Self.testPaths(run)
+
+        // The query is one of the indexed images, so the search requests one row more than --top.
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, testPaths[0],
+                                        "--top", String(Int.max), "--threads", "1"], in: scratch.path)
+
+        search.expectSuccess()
+        let matches = search.stdoutLines.filter { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count == 4 && Int(fields[0]) != nil
+        }
+        #expect(matches.count == run.dataset.testCount - 1, "stdout: \(search.stdout)")
+    }
+
     @Test func searchOfOnlyImageHasNoMatches() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -11,6 +11,7 @@ enum SearchCommand {
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
+        DataOptions.badImageSpec,
     ] + networkRuntimeSpecs
 
     static let help = helpText(
@@ -43,6 +44,10 @@ enum SearchCommand {
         default:
             break
         }
+        if indexPath != nil && options.has("--on-bad-image") {
+            throw UsageError("--on-bad-image applies to --data; an --index file lists only images that decoded")
+        }
+        let policy = try DataOptions.badImagePolicy(options)
         if indexPath != nil && options.has("--recompute") {
             throw UsageError("--recompute applies to --data; an --index file already contains features computed without augmentation")
         }
@@ -72,7 +77,7 @@ enum SearchCommand {
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let gallery: SearchGallery
         if let dataRoot {
-            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"))
+            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"), policy: policy)
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }

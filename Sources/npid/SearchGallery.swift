@@ -17,11 +17,18 @@ struct SearchGallery {
     /// The flag and value that named the gallery, for messages.
     let source: String
 
-    /// Loads the training split of `dataRoot`, the one the checkpoint trained on.
-    static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool) throws -> SearchGallery {
+    /// Loads the training split of `dataRoot`, the one the checkpoint trained on, leaving out
+    /// or rejecting image files that do not decode as `policy` selects.
+    static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool,
+                              policy: BadImagePolicy) throws -> SearchGallery {
         let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
         try model.checkClassNames(folder.classNames)
-        let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
+        let scan = ImageFolderScan(folder: folder, options: ImageScanOptions(threads: ProcessInfo.processInfo.activeProcessorCount))
+        if policy == .fail && !scan.badFiles.isEmpty {
+            throw DataError.badImages(files: scan.badFiles)
+        }
+        DataOptions.logSkipped(scan.badFiles)
+        let train = try scan.makeStore()
         return SearchGallery(features: try model.trainingFeatures(of: train, recompute: recompute), layer: .embedding,
                              paths: train.paths, labels: train.labels, classNames: train.classNames,
                              image: { try train[$0] }, source: "--data \(dataRoot)")

@@ -9,9 +9,41 @@ enum DataOptions {
         OptionSpec("--train-dir", value: "DIR", help: "training split, one sub-folder per class; with --test-dir, instead of --data"),
         OptionSpec("--test-dir", value: "DIR", help: "test split, one sub-folder per class; with --train-dir, instead of --data"),
         OptionSpec("--download", help: "fetch the official CIFAR archive into --data, or the cache $XDG_CACHE_HOME/swift-npid (default ~/.cache/swift-npid), unless it is there"),
-        OptionSpec("--on-bad-image", value: "POLICY", help: "fail (stop and name every image file that does not decode) or skip (leave them out with a warning) (default fail)"),
+        badImageSpec,
         OptionSpec("--cache-mb", value: "MB", help: "memory for decoded images; images beyond it are decoded again at every read (default: half the memory)"),
     ]
+
+    static let badImageSpec = OptionSpec("--on-bad-image", value: "POLICY", help: "fail (stop and name every image file that does not decode) or skip (leave them out with a warning) (default fail)")
+
+    /// Reads --on-bad-image, which is `fail` when not given.
+    static func badImagePolicy(_ options: ParsedOptions) throws -> BadImagePolicy {
+        let policyName = options.string("--on-bad-image") ?? BadImagePolicy.fail.rawValue
+        guard let policy = BadImagePolicy(rawValue: policyName) else {
+            throw UsageError("unknown --on-bad-image '\(policyName)'; choose fail or skip")
+        }
+        return policy
+    }
+
+    /// Logs one warning that lists the image files left out by --on-bad-image skip, if any.
+    static func logSkipped(_ files: [BadImageFile]) {
+        guard !files.isEmpty else {
+            return
+        }
+        let noun = files.count == 1 ? "image file" : "image files"
+        Console.log("warning: left out \(files.count) bad \(noun) (--on-bad-image skip): " + DataError.listBadFiles(files))
+    }
+
+    /// Reads both splits of the image folder `root` for commands that take only --data ROOT,
+    /// leaving out or rejecting bad image files as `policy` selects.
+    static func loadImageFolder(_ root: String, limitPerClass: Int?, testLimitPerClass: Int?,
+                                policy: BadImagePolicy) throws -> TrainingData {
+        try TrainingData.checkRoot(root)
+        let options = DataLoadOptions(threads: ProcessInfo.processInfo.activeProcessorCount, badImagePolicy: policy)
+        let data = try TrainingData.load(.imageFolder(root: root), limitPerClass: limitPerClass,
+                                         testLimitPerClass: testLimitPerClass, options: options)
+        logSkipped(data.skippedFiles)
+        return data
+    }
 
     /// The data a command asked for, checked before anything is read or downloaded.
     struct Request {
@@ -26,10 +58,7 @@ enum DataOptions {
     static func request(_ options: ParsedOptions, command: String,
                         environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Request {
         let datasetName = options.string("--dataset") ?? "folder"
-        let policyName = options.string("--on-bad-image") ?? BadImagePolicy.fail.rawValue
-        guard let policy = BadImagePolicy(rawValue: policyName) else {
-            throw UsageError("unknown --on-bad-image '\(policyName)'; choose fail or skip")
-        }
+        let policy = try badImagePolicy(options)
         var cacheBytes = DataLoadOptions.defaultCacheBytes
         if let megabytes = try options.int("--cache-mb") {
             guard megabytes >= 0 else { throw UsageError("--cache-mb must be 0 or more, got \(megabytes)") }
@@ -111,11 +140,7 @@ enum DataOptions {
             Console.log(String(format: "decoded %d training and %d test images in %.1f s",
                                data.train.count, data.test.count, Date().timeIntervalSince(started)))
         }
-        if !data.skippedFiles.isEmpty {
-            let noun = data.skippedFiles.count == 1 ? "image file" : "image files"
-            Console.log("warning: left out \(data.skippedFiles.count) bad \(noun) (--on-bad-image skip): "
-                        + DataError.listBadFiles(data.skippedFiles))
-        }
+        logSkipped(data.skippedFiles)
         let uncached = data.train.count + data.test.count - data.train.cachedCount - data.test.cachedCount
         if uncached > 0 {
             Console.log(String(format: "%d of %d decoded images (%.0f MB) fit the --cache-mb budget of %.0f MB; the other %d are decoded again at every read",

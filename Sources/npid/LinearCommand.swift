@@ -9,6 +9,7 @@ enum LinearCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
         OptionSpec("--data", value: "ROOT", help: "image folder with train/ and test/, one sub-folder per class"),
+        DataOptions.badImageSpec,
         OptionSpec("--layer", value: "NAME", help: "pooled (backbone output before the projection) or embedding (the D-dim feature kNN uses) (default pooled)"),
         OptionSpec("--epochs", value: "N", help: "passes over the training features (default \(defaults.epochs))"),
         OptionSpec("--lr", value: "LR", help: "base learning rate, decayed to 0 by a cosine schedule (default \(defaults.learningRate))"),
@@ -49,14 +50,15 @@ enum LinearCommand {
             }
             layer = chosen
         }
+        let policy = try DataOptions.badImagePolicy(options)
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let trainLimit = try limit(options, "--limit-per-class") ?? model.configuration.limitPerClass
         let testLimit = try limit(options, "--test-limit-per-class") ?? model.configuration.testLimitPerClass
-        let data = try TrainingData.load(root: dataRoot, limitPerClass: trainLimit, testLimitPerClass: testLimit,
-                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        let data = try DataOptions.loadImageFolder(dataRoot, limitPerClass: trainLimit, testLimitPerClass: testLimit,
+                                                   policy: policy)
         try model.checkClasses(of: data)
 
         let started = Date()

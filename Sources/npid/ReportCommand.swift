@@ -6,6 +6,7 @@ import Torch
 enum ReportCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--data", value: "ROOT", help: "recompute the kNN table and retrieval pictures from the checkpoint on this image folder (default: use the ones training saved)"),
+        DataOptions.badImageSpec,
         OptionSpec("--recompute", help: "with --data: compare with recomputed training features instead of the memory bank"),
         OptionSpec("--knn-k", value: "K", help: "with --data: neighbours of the weighted vote (default: the run's)"),
         OptionSpec("--knn-t", value: "T", help: "with --data: temperature σ of the vote (default: the run's τ)"),
@@ -38,7 +39,7 @@ enum ReportCommand {
         guard runFiles.contains(where: { FileManager.default.fileExists(atPath: runDirectory + "/" + $0) }) else {
             throw UsageError("\(runDirectory) contains none of \(runFiles.joined(separator: ", ")); pass the --run-dir of an npid train run")
         }
-        for flag in ["--recompute", "--knn-k", "--knn-t"] where options.has(flag) && !options.has("--data") {
+        for flag in ["--recompute", "--knn-k", "--knn-t", "--on-bad-image"] where options.has(flag) && !options.has("--data") {
             throw UsageError("\(flag) needs --data ROOT, because only a new evaluation uses it")
         }
 
@@ -66,9 +67,9 @@ enum ReportCommand {
         guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
         let temperature = try knnTemperatureOption(options) ?? model.configuration.temperature
 
-        let data = try TrainingData.load(root: dataRoot, limitPerClass: model.configuration.limitPerClass,
-                                         testLimitPerClass: model.configuration.testLimitPerClass,
-                                         threads: ProcessInfo.processInfo.activeProcessorCount)
+        let data = try DataOptions.loadImageFolder(dataRoot, limitPerClass: model.configuration.limitPerClass,
+                                                   testLimitPerClass: model.configuration.testLimitPerClass,
+                                                   policy: try DataOptions.badImagePolicy(options))
         try model.checkClasses(of: data)
         let recompute = options.has("--recompute")
         let bank = try model.trainingFeatures(of: data.train, recompute: recompute)

@@ -12,6 +12,7 @@ enum SearchCommand {
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
         OptionSpec("--layer", value: "NAME", help: "with --recompute: embedding (the D-dim feature the memory bank stores) or pooled (backbone output before the projection) (default embedding)"),
+        DataOptions.badImageSpec,
     ] + networkRuntimeSpecs
 
     static let help = helpText(
@@ -45,6 +46,10 @@ enum SearchCommand {
         default:
             break
         }
+        if indexPath != nil && options.has("--on-bad-image") {
+            throw UsageError("--on-bad-image applies to --data; an --index file lists only images that decoded")
+        }
+        let policy = try DataOptions.badImagePolicy(options)
         if indexPath != nil && options.has("--recompute") {
             throw UsageError("--recompute applies to --data; an --index file already contains features computed without augmentation")
         }
@@ -87,7 +92,8 @@ enum SearchCommand {
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let gallery: SearchGallery
         if let dataRoot {
-            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"), layer: layer)
+            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"),
+                                         layer: layer, policy: policy)
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }
@@ -117,7 +123,9 @@ enum SearchCommand {
             Console.log("note: --top \(top) is more than the images there are to search (\(gallery.paths.count), less a query's own); such queries get fewer matches")
         }
         let largestOwn = answered.map { ownRows[$0].count }.max() ?? 0
-        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: top + largestOwn)
+        // Capped at the gallery first, because --top may be as large as Int.max.
+        let searchCount = min(top, gallery.paths.count) + largestOwn
+        let found = try nearestNeighbors(queries: queryFeatures, bank: gallery.features, count: searchCount)
         let neighbors = answered.map { query in
             Array(found[query].filter { !ownRows[query].contains($0.index) }.prefix(top))
         }

@@ -17,13 +17,19 @@ struct SearchGallery {
     /// The flag and value that named the gallery, for messages.
     let source: String
 
-    /// Loads the training split of `dataRoot`, the one the checkpoint trained on. Features of
-    /// the pooled layer are always recomputed, because the memory bank stores embeddings only.
+    /// Loads the training split of `dataRoot`, the one the checkpoint trained on, leaving out
+    /// or rejecting image files that do not decode as `policy` selects. Features of the pooled
+    /// layer are always recomputed, because the memory bank stores embeddings only.
     static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool,
-                              layer: FeatureLayer = .embedding) throws -> SearchGallery {
+                              layer: FeatureLayer = .embedding, policy: BadImagePolicy) throws -> SearchGallery {
         let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
         try model.checkClassNames(folder.classNames)
-        let train = try ImageStore(folder: folder, threads: ProcessInfo.processInfo.activeProcessorCount)
+        let scan = ImageFolderScan(folder: folder, options: ImageScanOptions(threads: ProcessInfo.processInfo.activeProcessorCount))
+        if policy == .fail && !scan.badFiles.isEmpty {
+            throw DataError.badImages(files: scan.badFiles)
+        }
+        DataOptions.logSkipped(scan.badFiles)
+        let train = try scan.makeStore()
         let features = layer == .embedding ? try model.trainingFeatures(of: train, recompute: recompute)
             : try model.features(of: train, layer: layer).l2Normalized()
         return SearchGallery(features: features, layer: layer,

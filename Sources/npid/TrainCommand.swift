@@ -34,7 +34,7 @@ enum TrainCommand {
         OptionSpec("--device", value: "DEV", help: "cpu, cuda or cuda:N (default cpu)"),
         OptionSpec("--threads", value: "N", help: "libtorch threads (default: one per core on cpu, 1 on cuda)"),
         OptionSpec("--workers", value: "N", help: "loader threads preparing batches ahead (default: 1 on cpu, one per core but one on cuda)"),
-        OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last"),
+        OptionSpec("--no-channels-last", help: "keep NCHW memory layout instead of channels-last (CPU training of --width below 16 always uses NCHW)"),
         OptionSpec("--precision", value: "P", help: "fp32 or bf16 (autocast) for the network; loss and bank stay fp32 (default: bf16 on cuda and on CPUs with bfloat16 units (AVX-512 BF16 or AMX), else fp32)"),
         OptionSpec("--eval-untrained", help: "also measure the kNN accuracy of the untrained network first"),
         OptionSpec("--keep-checkpoints", value: "N", help: "checkpoints kept in the run folder; checkpoint.safetensors always names the newest (default \(RuntimeOptions().keepCheckpoints))"),
@@ -192,10 +192,18 @@ enum TrainCommand {
 
         let distributed = try distributedSettings.map { try DistributedRun(settings: $0) }
         let resumeDirectory = options.string("--resume")
-        let trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(configuration: configuration, runtime: runtime, data: data,
                                   runDirectory: runDirectory, resume: resume,
                                   resumePath: resumeDirectory.map { $0 + "/" + Checkpoint.fileName },
                                   distributed: distributed)
+        } catch {
+            // The Trainer rejects a checkpoint that does not fit the data after the lock
+            // created the folder, which would otherwise stay behind empty.
+            folderLock?.removeFolderIfUnused()
+            throw error
+        }
         // The copy waits for the Trainer, which rejects a checkpoint that does not fit the data.
         if let resumeDirectory, benchSteps == nil, isLeader, !samePath(resumeDirectory, runDirectory) {
             try copyRun(from: resumeDirectory, to: runDirectory)

@@ -94,6 +94,7 @@ public final class Trainer {
         guard runtime.keepCheckpoints >= 1 else {
             throw UsageError("--keep-checkpoints must be at least 1, got \(runtime.keepCheckpoints)")
         }
+        let runtime = runtime.adjustedForTraining(configuration.model)
         self.configuration = configuration
         self.runtime = runtime
         self.data = data

@@ -124,6 +124,20 @@ public struct RuntimeOptions: Sendable {
     public var keepCheckpoints = 2
 
     public init() {}
+
+    /// Returns these options with NCHW layout where NHWC training is known to corrupt memory.
+    ///
+    /// In libtorch 2.11 on CPU, oneDNN's weight gradient of a channels-last convolution with
+    /// fewer than 16 channels corrupts the heap with several threads and some batch sizes.
+    /// The process then aborts (width 8, batch 15 and 2 threads, for one). On a 2-core
+    /// AVX-512 CPU, widths 16 to 64 with 2 to 8 threads and batches 7 to 18 ran without a fault.
+    func adjustedForTraining(_ model: ModelConfiguration) -> RuntimeOptions {
+        var options = self
+        if device == .cpu && model.width < 16 {
+            options.channelsLast = false
+        }
+        return options
+    }
 }
 
 extension TrainingConfiguration {

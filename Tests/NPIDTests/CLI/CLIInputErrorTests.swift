@@ -366,7 +366,7 @@ import Testing
                                         "--epochs", "3"], in: scratch.path)
         #expect(forked.status == 2, "stderr: \(forked.stderr)")
         #expect(forked.errorLines == result.errorLines)
-        #expect(!FileManager.default.fileExists(atPath: fork + "/" + Checkpoint.fileName))
+        #expect(!FileManager.default.fileExists(atPath: fork), "the rejected resume left \(fork) behind")
     }
 
     @Test func resumeWithFewerEpochsIsRejected() async throws {

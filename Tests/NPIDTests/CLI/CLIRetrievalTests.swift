@@ -449,6 +449,28 @@ import Testing
                                                   mean, count, majority, 50 * Double(majority)))
     }
 
+    @Test func searchOfLargestTopListsAll() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let index = scratch.path + "/test.safetensors"
+        let embed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
+                                       "--out", index, "--threads", "1"], in: scratch.path)
+        embed.expectSuccess()
+        let testPaths = try Self.testPaths(run)
+
+        // The query is one of the indexed images, so the search requests one row more than --top.
+        let search = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--index", index, testPaths[0],
+                                        "--top", String(Int.max), "--threads", "1"], in: scratch.path)
+
+        search.expectSuccess()
+        let matches = search.stdoutLines.filter { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count == 4 && Int(fields[0]) != nil
+        }
+        #expect(matches.count == run.dataset.testCount - 1, "stdout: \(search.stdout)")
+    }
+
     @Test func searchOfOnlyImageHasNoMatches() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
@@ -581,6 +603,44 @@ import Testing
                                        in: scratch.path)
 
         result.expectRejected(status: 2, message: "npid search needs --data ROOT (search its training split) or --index FILE (an npid embed file)")
+    }
+
+    @Test func runWithSkippedImageIsSearchable() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        let badFile = "\(dataRoot)/train/\(dataset.classNames[0])/zz-bad.jpg"
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: badFile))
+        let runDirectory = scratch.path + "/run"
+        let train = try await CLI.run(["train", "--data", dataRoot, "--run-dir", runDirectory, "--epochs", "1",
+                                       "--on-bad-image", "skip"] + CLIRuns.smallModelFlags, in: scratch.path)
+        train.expectSuccess()
+        let checkpoint = runDirectory + "/checkpoint.safetensors"
+        let query = try ImageFolder(split: dataRoot + "/test").paths[0]
+        let warning = "warning: left out 1 bad image file (--on-bad-image skip): \(badFile) (not a JPEG or PNG image)"
+
+        // search, report --data and linear each accept the flag and print the same warning.
+        let search = try await CLI.run(["search", "--checkpoint", checkpoint, "--data", dataRoot, query, "--top", "3",
+                                        "--on-bad-image", "skip", "--threads", "1"], in: scratch.path)
+        let report = try await CLI.run(["report", runDirectory, "--data", dataRoot, "--on-bad-image", "skip",
+                                        "--threads", "1"], in: scratch.path)
+        let linear = try await CLI.run(["linear", "--checkpoint", checkpoint, "--data", dataRoot, "--epochs", "1",
+                                        "--on-bad-image", "skip", "--threads", "1"], in: scratch.path)
+        let failing = try await CLI.run(["search", "--checkpoint", checkpoint, "--data", dataRoot, query,
+                                         "--threads", "1"], in: scratch.path)
+
+        search.expectSuccess()
+        #expect(search.stderrLines.contains(warning), "stderr: \(search.stderr)")
+        #expect(search.stdoutLines.filter { $0.hasPrefix("   ") }.count == 3, "stdout: \(search.stdout)")
+        report.expectSuccess()
+        #expect(report.stderrLines.contains(warning), "stderr: \(report.stderr)")
+        linear.expectSuccess()
+        #expect(linear.stderrLines.contains(warning), "stderr: \(linear.stderr)")
+        #expect(failing.status == 1, "stderr: \(failing.stderr)")
+        #expect(failing.errorLines.first?.hasSuffix("or pass --on-bad-image skip to leave it out") == true,
+                "stderr: \(failing.stderr)")
     }
 
     // MARK: linear, eval and bench

@@ -39,6 +39,22 @@ import Testing
         #expect(configuration.seed == 5)
     }
 
+    @Test func narrowNetworkTrainsOnTwoThreads() async throws {
+        // With NHWC convolutions of 8 channels, libtorch's CPU backward pass corrupted the
+        // heap on 2 threads with batches of 15 and 9, and the process aborted.
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run",
+                                        "--epochs", "2", "--width", "8", "--low-dim", "16", "-b", "15",
+                                        "--nce-k", "16", "--knn-k", "5", "--workers", "0", "--threads", "2"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(try CLIFiles.jsonLines(scratch.path + "/run/metrics.jsonl").count == 2)
+    }
+
     @Test func checkpointIsSafetensors() async throws {
         let run = try await CLIRuns.twoEpochs.value
         run.result.expectSuccess()

@@ -81,8 +81,10 @@ enum ReportCommand {
                                    features: recompute ? "recomputed features" : "memory bank",
                                    neighborCount: neighborCount, temperature: temperature, data: data, bank: bank,
                                    queryFeatures: { try model.features(of: $0) }, runDirectory: runDirectory)
-        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d, %d test images)",
+        // σ is printed only when it differs from the run's τ, as npid eval does.
+        let sigma = temperature == model.configuration.temperature ? "" : ", σ=\(temperature)"
+        Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d%@, %d test images)",
                               accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
-                              min(neighborCount, data.train.count), accuracy.queryCount))
+                              min(neighborCount, data.train.count), sigma, accuracy.queryCount))
     }
 }

@@ -97,7 +97,13 @@ enum SearchCommand {
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }
-        let queries = try queryPaths.map { try ImageDecoder.decode(contentsOf: $0) }
+        let queries = try queryPaths.map { path in
+            do {
+                return try ImageDecoder.decode(contentsOf: path)
+            } catch let error as DataError {
+                throw QueryImageError(path: path, cause: error)
+            }
+        }
         let queryFeatures = try gallery.queryFeatures(of: queries, model: model)
 
         // A query that is one of the searched images would be its own best match, so its

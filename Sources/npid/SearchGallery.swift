@@ -118,6 +118,17 @@ struct IndexImageError: Error, CustomStringConvertible {
     }
 }
 
+/// A query image that cannot be decoded. The decoder's message names the file but not
+/// its role, and the fix is to pass other queries rather than to change a dataset.
+struct QueryImageError: Error, CustomStringConvertible {
+    let path: String
+    let cause: DataError
+
+    var description: String {
+        "query image \(path) cannot be read (\(cause.reason)); pass JPEG or PNG files as queries"
+    }
+}
+
 /// The identity of a file: the device and inode that `stat` reports after following
 /// symbolic links.
 struct FileIdentity: Hashable {

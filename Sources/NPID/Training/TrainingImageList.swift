@@ -28,7 +28,14 @@ public enum TrainingImageList {
         guard let first = store.paths.first else {
             return "the training split"
         }
-        return URL(fileURLWithPath: first).deletingLastPathComponent().deletingLastPathComponent().path
+        // Cut as text, so that a relative --data stays relative in the message.
+        var components = first.split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(min(2, components.count))
+        let folder = components.joined(separator: "/")
+        if !folder.isEmpty {
+            return folder
+        }
+        return first.hasPrefix("/") ? "/" : "."
     }
 }
 

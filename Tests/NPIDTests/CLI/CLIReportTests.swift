@@ -85,6 +85,20 @@ import Testing
         #expect(evaluation.features == "recomputed features")
     }
 
+    @Test func reportWithDataPrintsSigma() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+
+        let result = try await CLI.run(["report", run.runDirectory, "--data", run.dataset.root, "--knn-t", "0.5",
+                                        "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stdoutLines.first?.hasSuffix("(memory bank, k=5, σ=0.5, \(run.dataset.testCount) test images)") == true,
+                "stdout: \(result.stdout)")
+    }
+
     @Test func reportRejectsBadInput() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -184,6 +184,19 @@ import Testing
         #expect(image.height == size.height)
     }
 
+    @Test func searchRejectsUndecodableQuery() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = scratch.path + "/notes.jpg"
+        try "not a picture".write(toFile: query, atomically: true, encoding: .utf8)
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 1, message: "query image \(query) cannot be read (not a JPEG or PNG image); pass JPEG or PNG files as queries")
+    }
+
     @Test func searchRejectsMissingQuery() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

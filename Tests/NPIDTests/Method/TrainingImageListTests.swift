@@ -38,6 +38,16 @@ import Testing
         #expect(TrainingImageList.fingerprint(of: original) != TrainingImageList.fingerprint(of: other))
     }
 
+    @Test func relativeDataStaysRelative() throws {
+        var checkpoint = try CheckpointSamples.checkpoint()
+        checkpoint.trainingImages = "2:00000000"
+        let store = Self.store(root: "data/train", names: ["cat/a.jpg", "dog/b.jpg"], labels: [0, 1])
+
+        #expect(throws: UsageError("checkpoint c.safetensors contains memory bank rows of other images than data/train: the classes and image counts match, but the file names differ; do this")) {
+            try checkpoint.checkTrainingImages(store, path: "c.safetensors", advice: "do this")
+        }
+    }
+
     @Test func imagesWithoutFileNamesHaveNoFingerprint() throws {
         let image = TestImages.gradient(width: 2, height: 2)
         let store = ImageStore(images: [image, image], labels: [0, 1], classNames: ["cat", "dog"])

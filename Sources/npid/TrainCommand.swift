@@ -131,6 +131,12 @@ enum TrainCommand {
             // Each rank would print the same layout error, so the launcher checks the folders once
             // first. NOTE: images that fail to decode are still reported by every rank.
             try TrainingData.checkLayout(of: dataRequest.source)
+            // Likewise a resume onto other images. With --on-bad-image skip the ranks decide which
+            // images remain, so only they can check.
+            if let resume, dataRequest.badImagePolicy == .fail, case .folders(let trainPath, _) = dataRequest.source {
+                let folder = try ImageFolder(split: trainPath, limitPerClass: configuration.limitPerClass)
+                try resume.checkResumable(onFolder: folder, path: options.string("--resume")! + "/" + Checkpoint.fileName)
+            }
             let launcher = try Launcher(options: options, arguments: arguments, environment: environment,
                                         resumeHint: resumeCommand(options, runDirectory: runDirectory),
                                         checkpointPath: runDirectory + "/" + Checkpoint.fileName)

@@ -418,13 +418,8 @@ public final class Trainer {
 
     /// Loads the state of `checkpoint`, read from `path`, after checking that it fits this data.
     func restore(_ checkpoint: Checkpoint, path: String) throws {
-        guard checkpoint.memoryBank.shape == bank.features.shape else {
-            throw UsageError("checkpoint \(path) has a memory bank of \(checkpoint.memoryBank.shape[0]) rows, but the data has \(data.train.count) training images; resume with the same --data and --limit-per-class")
-        }
-        // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
-        try checkpoint.checkClassNames(data.classNames, path: path)
-        try checkpoint.checkTrainingImages(data.train, path: path,
-                                           advice: "resume with the --data the run trained on, or start a new run on these images")
+        try checkpoint.checkResumable(imageCount: data.train.count, paths: data.train.paths, classNames: data.classNames,
+                                      fingerprint: TrainingImageList.fingerprint(of: data.train), path: path)
         let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
         try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, trainCount: data.train.count,
                                       path: path)

@@ -11,21 +11,33 @@ public enum TrainingImageList {
     /// Returns the fingerprint of `store`, or nil when its images have no file names (images
     /// held only in memory).
     public static func fingerprint(of store: ImageStore) -> String? {
-        guard store.count > 0, store.paths.count == store.count else {
+        guard store.paths.count == store.count else {
+            return nil
+        }
+        return fingerprint(paths: store.paths, labels: store.labels, classNames: store.classNames)
+    }
+
+    /// Returns the fingerprint of a scanned folder, before any image is decoded.
+    public static func fingerprint(of folder: ImageFolder) -> String? {
+        fingerprint(paths: folder.paths, labels: folder.labels, classNames: folder.classNames)
+    }
+
+    static func fingerprint(paths: [String], labels: [Int], classNames: [String]) -> String? {
+        guard !paths.isEmpty else {
             return nil
         }
         var crc = CRC32C()
-        for (path, label) in zip(store.paths, store.labels) {
+        for (path, label) in zip(paths, labels) {
             let fileName = path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
-            crc.update(store.classNames[label] + "/" + fileName + "\n")
+            crc.update(classNames[label] + "/" + fileName + "\n")
         }
-        return "\(store.count):\(Checkpoint.hexadecimal(crc.value))"
+        return "\(paths.count):\(Checkpoint.hexadecimal(crc.value))"
     }
 
-    /// Returns the split folder of `store`'s images for messages: the folder above the
-    /// first image's class folder.
-    static func folder(of store: ImageStore) -> String {
-        guard let first = store.paths.first else {
+    /// Returns the split folder of `paths` for messages: the folder above the first image's
+    /// class folder.
+    static func folder(of paths: [String]) -> String {
+        guard let first = paths.first else {
             return "the training split"
         }
         // Cut as text, so that a relative --data stays relative in the message.
@@ -44,10 +56,37 @@ extension Checkpoint {
     /// written before the fingerprint was saved, and stores without file names, pass.
     /// - Parameter advice: what to do instead, ending the message.
     public func checkTrainingImages(_ store: ImageStore, path: String, advice: String) throws {
-        guard let saved = trainingImages, let current = TrainingImageList.fingerprint(of: store),
-              saved != current else {
+        try checkTrainingImages(fingerprint: TrainingImageList.fingerprint(of: store), paths: store.paths,
+                                path: path, advice: advice)
+    }
+
+    func checkTrainingImages(fingerprint current: String?, paths: [String], path: String, advice: String) throws {
+        guard let saved = trainingImages, let current, saved != current else {
             return
         }
-        throw UsageError("checkpoint \(path) contains memory bank rows of other images than \(TrainingImageList.folder(of: store)): the classes and image counts match, but the file names differ; \(advice)")
+        throw UsageError("checkpoint \(path) contains memory bank rows of other images than \(TrainingImageList.folder(of: paths)): the classes and image counts match, but the file names differ; \(advice)")
+    }
+
+    /// Checks that a run resumed from this checkpoint trains on the images it was trained on:
+    /// as many images as bank rows, the same classes and the same file names.
+    /// - Parameters:
+    ///   - paths: the training images' files in dataset order, or none for images held in memory.
+    ///   - fingerprint: `TrainingImageList`'s fingerprint of those images.
+    public func checkResumable(imageCount: Int, paths: [String], classNames: [String], fingerprint: String?,
+                               path: String) throws {
+        guard memoryBank.shape[0] == imageCount else {
+            throw UsageError("checkpoint \(path) has a memory bank of \(memoryBank.shape[0]) rows, but the data has \(imageCount) training images; resume with the same --data and --limit-per-class")
+        }
+        // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
+        try checkClassNames(classNames, path: path)
+        try checkTrainingImages(fingerprint: fingerprint, paths: paths, path: path,
+                                advice: "resume with the --data the run trained on, or start a new run on these images")
+    }
+
+    /// Checks, before any image is decoded, that `folder` is the training split of this
+    /// checkpoint's run, as `checkResumable(imageCount:)` does once the images are loaded.
+    public func checkResumable(onFolder folder: ImageFolder, path: String) throws {
+        try checkResumable(imageCount: folder.count, paths: folder.paths, classNames: folder.classNames,
+                           fingerprint: TrainingImageList.fingerprint(of: folder), path: path)
     }
 }

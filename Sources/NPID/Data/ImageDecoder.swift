@@ -43,7 +43,9 @@ public enum ImageDecoder {
 
     /// Reads a whole file with POSIX calls, which avoids Foundation's `Data` copy for every image.
     static func readFile(atPath path: String) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY)
+        // O_NONBLOCK keeps open() from waiting for a writer when the path is a FIFO. It has no
+        // effect on regular files, and every other kind of file is rejected below.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw DataError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
         }
@@ -53,8 +55,13 @@ public enum ImageDecoder {
         guard fstat(descriptor, &status) == 0 else {
             throw DataError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
         }
-        if (status.st_mode & S_IFMT) == S_IFDIR {
+        switch status.st_mode & S_IFMT {
+        case S_IFREG:
+            break
+        case S_IFDIR:
             throw DataError.unreadableFile(path: path, reason: "it is a folder")
+        default:
+            throw DataError.unreadableFile(path: path, reason: "it is not a regular file")
         }
 
         let size = Int(status.st_size)

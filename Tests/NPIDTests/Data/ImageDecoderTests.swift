@@ -373,6 +373,25 @@ import Testing
         #expect(error!.description.contains(path))
     }
 
+    /// Opening a FIFO for reading blocks until a writer opens it, so a pipe named like an image must be rejected before that.
+    @Test func fifoIsRejectedWithoutWaiting() throws {
+        let folder = try TestImages.makeTemporaryFolder()
+        defer { TestImages.removeFolder(folder) }
+        let path = folder + "/pipe.jpg"
+        #expect(mkfifo(path, 0o600) == 0)
+        // A writer that opens and closes the FIFO later ends a blocked open, so a decoder that
+        // waits fails this test with "the file is empty" instead of hanging it.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            let writer = open(path, O_WRONLY | O_NONBLOCK)
+            if writer >= 0 { close(writer) }
+        }
+
+        let error = #expect(throws: DataError.self) {
+            try ImageDecoder.decode(contentsOf: path)
+        }
+        #expect(error == .unreadableFile(path: path, reason: "it is not a regular file"))
+    }
+
     @Test func decodeFromFileMatchesMemory() throws {
         let folder = try TestImages.makeTemporaryFolder()
         defer { TestImages.removeFolder(folder) }

@@ -1,4 +1,5 @@
 import CImageCodecs
+import CPNGRead
 import Foundation
 
 #if canImport(Glibc)
@@ -232,6 +233,10 @@ public enum ImageDecoder {
             try checkCompressedSize(width: width, height: height, fileSize: png.count,
                                     minimumBytes: minimumPNGSize(bytes, width: width, height: height), path: path)
 
+            if isInterlaced16Bit(bytes) {
+                return try decodeInterlaced16BitPNG(bytes, width: width, height: height, path: path)
+            }
+
             // Alpha is read and then dropped, which keeps the stored colours like Pillow's convert("RGB").
             // Asking libpng for RGB instead would composite onto black.
             let hasAlpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0
@@ -256,6 +261,31 @@ public enum ImageDecoder {
             }
             return RGBImage(width: width, height: height, pixels: decoded)
         }
+    }
+
+    /// Returns whether IHDR declares 16-bit samples and Adam7 interlacing. libpng 1.6.39 (Debian 12)
+    /// scales such files to 8 bits wrongly in the simplified API: the pixels of the first six passes
+    /// come out as stale data from other rows.
+    static func isInterlaced16Bit(_ png: [UInt8]) -> Bool {
+        // libpng accepted the header, so IHDR is the first chunk: bit depth at byte 24, interlace method at 28.
+        png[24] == 16 && png[28] == 1
+    }
+
+    /// Decodes a 16-bit interlaced PNG with libpng's classic API, which gives the same pixels as the
+    /// simplified API gives for the same image stored without interlacing.
+    /// NOTE: the classic path ignores gAMA, while the simplified one converts 16-bit files with a gAMA
+    /// chunk to sRGB, so such a file decodes differently with and without interlacing.
+    static func decodeInterlaced16BitPNG(_ png: [UInt8], width: Int, height: Int, path: String) throws -> RGBImage {
+        var message = [CChar](repeating: 0, count: 256)
+        let pixels = try [UInt8](unsafeUninitializedCapacity: width * height * 3) { buffer, initializedCount in
+            let status = npid_png_read_rgb8(png, png.count, buffer.baseAddress, buffer.count, &message, message.count)
+            guard status == 0 else {
+                let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw DataError.corruptImage(path: path, message: "libpng: " + (text.isEmpty ? "unknown error" : text))
+            }
+            initializedCount = buffer.count
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// Returns a lower bound on the size of a complete PNG with this header. Deflate compresses at most

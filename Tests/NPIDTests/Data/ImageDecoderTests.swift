@@ -269,6 +269,45 @@ import Testing
         #expect(decoded.pixels == [64, 64, 64, 192, 192, 192])
     }
 
+    /// libpng 1.6.39's simplified API scrambles the pixels of the first six Adam7 passes when it
+    /// scales 16-bit samples to 8 bits. Each interlaced result is compared with the scaled samples
+    /// round(v * 255 / 65535) and with the same image stored without interlacing.
+    @Test(arguments: [(UInt8(2), 3), (UInt8(6), 4), (UInt8(0), 1), (UInt8(4), 2)])
+    func interlaced16BitPNGMatchesPlain(colorType: UInt8, channels: Int) throws {
+        let width = 11
+        let height = 9
+        var random = SampleRandom(seed: 7)
+        let samples = (0..<(width * height * channels)).map { _ in UInt16(random.nextInt(below: 65_536)) }
+        let rows = (0..<height).map { y in
+            samples[(y * width * channels)..<((y + 1) * width * channels)].flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        }
+        let interlaced = TestImages.handWrittenPNG(width: width, height: height, bitDepth: 16, colorType: colorType,
+                                                   rows: rows, interlaced: true)
+        let plain = TestImages.handWrittenPNG(width: width, height: height, bitDepth: 16, colorType: colorType, rows: rows)
+        var expected: [UInt8] = []
+        for pixel in 0..<(width * height) {
+            let colour = channels >= 3 ? Array(0..<3) : [0, 0, 0]
+            expected += colour.map { UInt8((Double(samples[pixel * channels + $0]) * 255 / 65_535).rounded()) }
+        }
+
+        let decoded = try ImageDecoder.decode(bytes: interlaced, path: "interlaced.png")
+        #expect(decoded.width == width)
+        #expect(decoded.height == height)
+        #expect(decoded.pixels == expected)
+        #expect(decoded == (try ImageDecoder.decode(bytes: plain, path: "plain.png")))
+    }
+
+    @Test func interlacedTruncated16BitPNGThrows() throws {
+        let rows = [[UInt8]](repeating: [UInt8](repeating: 0x5A, count: 8 * 6), count: 8)
+        let png = TestImages.handWrittenPNG(width: 8, height: 8, bitDepth: 16, colorType: 2, rows: rows, interlaced: true)
+        let truncated = Array(png.prefix(png.count - 40))
+
+        let error = #expect(throws: DataError.self) {
+            try ImageDecoder.decode(bytes: truncated, path: "cut.png")
+        }
+        #expect(error == .corruptImage(path: "cut.png", message: "libpng: the file ends before the image data is complete"))
+    }
+
     @Test func pngGrayAlphaDropsAlpha() throws {
         let grayAlpha: [UInt8] = [0, 255, 90, 0, 200, 128, 255, 7]
         let png = TestImages.encodePNG(width: 2, height: 2, format: PNG_FORMAT_FLAG_ALPHA, pixels: grayAlpha)

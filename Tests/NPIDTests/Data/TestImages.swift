@@ -120,15 +120,19 @@ enum TestImages {
     /// Builds a PNG chunk by chunk, because libpng's simplified writer cannot produce 16-bit sRGB files
     /// (it writes 16-bit data as linear light with gAMA 1.0) or headers with chosen sizes.
     /// The image data is stored in uncompressed deflate blocks.
-    /// - Parameter rows: each row's samples, already in big-endian bytes, without the filter byte.
-    static func handWrittenPNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]]) -> [UInt8] {
+    /// - Parameters:
+    ///   - rows: each row's samples, already in big-endian bytes, without the filter byte.
+    ///   - interlaced: store the rows as the seven Adam7 passes (bit depths 8 and 16 only).
+    static func handWrittenPNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
+                               interlaced: Bool = false) -> [UInt8] {
         var header: [UInt8] = []
         header += bigEndian(UInt32(width))
         header += bigEndian(UInt32(height))
-        header += [bitDepth, colorType, 0, 0, 0]
+        header += [bitDepth, colorType, 0, 0, interlaced ? 1 : 0]
 
         var raw: [UInt8] = []
-        for row in rows {
+        let storedRows = interlaced ? adam7Rows(rows, bitDepth: bitDepth, colorType: colorType) : rows
+        for row in storedRows {
             raw.append(0)  // filter type None
             raw += row
         }
@@ -149,6 +153,28 @@ enum TestImages {
         png += chunk("IDAT", zlib)
         png += chunk("IEND", [])
         return png
+    }
+
+    /// Returns the rows of the seven Adam7 passes in file order: pass p takes every x-step-th pixel
+    /// from x-start of every y-step-th row from y-start, and empty passes contribute no rows.
+    private static func adam7Rows(_ rows: [[UInt8]], bitDepth: UInt8, colorType: UInt8) -> [[UInt8]] {
+        precondition(bitDepth == 8 || bitDepth == 16, "adam7Rows splits whole bytes, so it needs 8 or 16 bits")
+        let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(colorType)]!
+        let pixelBytes = channels * Int(bitDepth) / 8
+        let passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        var result: [[UInt8]] = []
+        for (xStart, yStart, xStep, yStep) in passes {
+            for y in stride(from: yStart, to: rows.count, by: yStep) {
+                let pixelCount = rows[y].count / pixelBytes
+                let passRow = stride(from: xStart, to: pixelCount, by: xStep).flatMap {
+                    rows[y][($0 * pixelBytes)..<(($0 + 1) * pixelBytes)]
+                }
+                if !passRow.isEmpty {
+                    result.append(passRow)
+                }
+            }
+        }
+        return result
     }
 
     private static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {

@@ -4,8 +4,10 @@ import Foundation
 ///
 /// Dataset order: classes sorted by name, then files sorted by name inside each class, both compared
 /// byte-wise on UTF-8 (the same as Python's `sorted` on `str`). The position of an image in `paths` is its
-/// dataset index, fixed when the folder is scanned. Only regular files directly inside a class folder whose
-/// names end in .jpg, .jpeg or .png (any letter case) count. Names starting with "." are ignored.
+/// dataset index, fixed when the folder is scanned. Every entry directly inside a class folder whose name
+/// ends in .jpg, .jpeg or .png (any letter case) counts unless it is a folder. Broken links and other
+/// entries that are not regular files are kept, so the scan reports them as bad files. Names starting
+/// with "." are ignored.
 public struct ImageFolder: Sendable {
     public let directory: String
     public let classNames: [String]
@@ -40,7 +42,7 @@ public struct ImageFolder: Sendable {
         for (label, className) in classNames.enumerated() {
             let classFolder = directory + "/" + className
             var files = try Self.listNames(in: classFolder)
-                .filter { Self.isImageFileName($0) && Self.isRegularFile(classFolder + "/" + $0) }
+                .filter { Self.isImageFileName($0) && !Self.isFolder(classFolder + "/" + $0) }
                 .sorted(by: Self.bytewiseLess)
             if let limitPerClass, files.count > limitPerClass {
                 files.removeSubrange(limitPerClass...)

@@ -8,7 +8,8 @@ public enum ImageFileScan {
     /// case) below it, sorted byte-wise on UTF-8.
     ///
     /// Names starting with "." are skipped. Symbolic links to files count; symbolic links to
-    /// folders are not followed, so a link cycle cannot make the scan endless.
+    /// folders are not followed, so a link cycle cannot make the scan endless. A broken link or
+    /// another entry that is not a regular file counts too, so embedding it fails with its name.
     /// - Throws: `DataError.missingFolder` when `root` is not a folder, `.noImages` when it
     ///   contains no image file.
     public static func relativePaths(under root: String) throws -> [String] {
@@ -25,7 +26,7 @@ public enum ImageFileScan {
                 let path = root + "/" + child
                 if isRealFolder(path) {
                     pending.append(child)
-                } else if ImageFolder.isImageFileName(name) && ImageFolder.isRegularFile(path) {
+                } else if ImageFolder.isImageFileName(name) && !ImageFolder.isFolder(path) {
                     found.append(child)
                 }
             }

@@ -125,6 +125,36 @@ import Testing
         #expect(message.contains(root))
     }
 
+    /// An entry named like an image that is not a readable regular file (a broken or looping link,
+    /// a FIFO) is a bad file for the scan to report, not a file to leave out without a word.
+    @Test func brokenLinksAndPipesAreBadFiles() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        let png = TestImages.encodePNG(width: 2, height: 2, format: PNG_FORMAT_RGB, pixels: [UInt8](repeating: 9, count: 12))
+        try TestImages.write(png, to: root + "/cat/1.jpg")
+        try TestImages.write(png, to: root + "/dog/1.jpg")
+        let manager = FileManager.default
+        try manager.createSymbolicLink(atPath: root + "/cat/broken.jpg", withDestinationPath: root + "/absent.jpg")
+        try manager.createSymbolicLink(atPath: root + "/cat/loop.jpg", withDestinationPath: root + "/cat/loop.jpg")
+        #expect(mkfifo(root + "/dog/pipe.png", 0o600) == 0)
+        try manager.createDirectory(atPath: root + "/dog/folder.jpg", withIntermediateDirectories: true)
+
+        let folder = try ImageFolder(split: root)
+        #expect(folder.paths == [root + "/cat/1.jpg", root + "/cat/broken.jpg", root + "/cat/loop.jpg",
+                                 root + "/dog/1.jpg", root + "/dog/pipe.png"])
+
+        let scan = ImageFolderScan(folder: folder, options: ImageScanOptions(threads: 1))
+        #expect(scan.goodCount == 2)
+        #expect(scan.badFiles == [
+            BadImageFile(path: root + "/cat/broken.jpg",
+                         error: .unreadableFile(path: root + "/cat/broken.jpg", reason: "No such file or directory")),
+            BadImageFile(path: root + "/cat/loop.jpg",
+                         error: .unreadableFile(path: root + "/cat/loop.jpg", reason: "Too many levels of symbolic links")),
+            BadImageFile(path: root + "/dog/pipe.png",
+                         error: .unreadableFile(path: root + "/dog/pipe.png", reason: "it is not a regular file")),
+        ])
+    }
+
     // MARK: ImageStore
 
     @Test func storeDecodesFolderInDatasetOrder() throws {

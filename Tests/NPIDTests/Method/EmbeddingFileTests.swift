@@ -14,13 +14,16 @@ import Testing
                                         withIntermediateDirectories: true)
             try Data([1, 2, 3]).write(to: URL(fileURLWithPath: root + "/" + path))
         }
-        // A link to a file counts; a link back to a folder above is not followed.
+        // A link to a file counts; a link back to a folder above is not followed. A broken link
+        // named like an image counts too, so that embedding it fails with its name.
         try manager.createSymbolicLink(atPath: root + "/a/linked.png", withDestinationPath: root + "/b.png")
         try manager.createSymbolicLink(atPath: root + "/a/c/loop", withDestinationPath: root)
+        try manager.createSymbolicLink(atPath: root + "/a/broken.jpg", withDestinationPath: root + "/absent.jpg")
+        try manager.createSymbolicLink(atPath: root + "/a/c/linked-folder.jpg", withDestinationPath: root + "/a")
 
         let paths = try ImageFileScan.relativePaths(under: root + "/")
 
-        #expect(paths == ["a/c/z.jpeg", "a/linked.png", "a/x.JPG", "b.png"])
+        #expect(paths == ["a/broken.jpg", "a/c/z.jpeg", "a/linked.png", "a/x.JPG", "b.png"])
     }
 
     @Test func scanRejectsMissingOrEmptyFolder() throws {

@@ -12,6 +12,9 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
     case noImages(path: String)
     /// The file could not be opened or read.
     case unreadableFile(path: String, reason: String)
+    /// A folder or image file in `folder` has a name that is not valid UTF-8. `name` shows the
+    /// invalid bytes as \xHH.
+    case invalidFileName(folder: String, name: String)
     /// The file starts like a JPEG or PNG image, but the decoder rejected it.
     case corruptImage(path: String, message: String)
     /// The file is neither a JPEG nor a PNG image, judged by its leading bytes.
@@ -48,6 +51,8 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
                 + "check that --data points at the right folder"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason); check that the file exists and is readable"
+        case .invalidFileName(let folder, let name):
+            return "file name \(name) in \(folder) is not valid UTF-8, and npid reads only UTF-8 file names; rename it"
         case .corruptImage(let path, let message):
             return "cannot decode image \(path) (\(message)); replace or delete the file"
         case .unsupportedFormat(let path):

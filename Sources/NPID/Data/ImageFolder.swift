@@ -18,8 +18,9 @@ public struct ImageFolder: Sendable {
 
     /// Scans `directory`.
     /// - Parameter limitPerClass: keeps only the first N images of each class in file-name order.
-    /// - Throws: `DataError.missingFolder`, `.noClassFolders`, `.noImages`, or `.emptyClassFolders`
-    ///   when only some classes lack images, because torchvision rejects those too.
+    /// - Throws: `DataError.missingFolder`, `.noClassFolders`, `.noImages`, `.emptyClassFolders`
+    ///   when only some classes lack images, because torchvision rejects those too, or `.invalidFileName`
+    ///   for a folder or image whose name is not valid UTF-8.
     public init(split directory: String, limitPerClass: Int? = nil) throws {
         if let limitPerClass {
             precondition(limitPerClass > 0, "limitPerClass must be positive, got \(limitPerClass)")
@@ -86,6 +87,11 @@ public struct ImageFolder: Sendable {
     }
 
     /// Returns the entry names of `folder` other than "." and "..", in no particular order.
+    ///
+    /// A name that is not valid UTF-8 cannot become a `String` path that opens the same file, so it
+    /// would drop out of every later step.
+    /// - Throws: `DataError.invalidFileName` for such a name when it is not hidden and names a folder
+    ///   or an image file. Other such names are left out, like other files that are not images.
     static func listNames(in folder: String) throws -> [String] {
         guard let stream = opendir(folder) else {
             throw DataError.unreadableFile(path: folder, reason: String(cString: strerror(errno)))
@@ -94,16 +100,50 @@ public struct ImageFolder: Sendable {
 
         var names: [String] = []
         while let entry = readdir(stream) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { tuple in
-                tuple.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: tuple.pointee)) {
-                    String(cString: $0)
+            let bytes = withUnsafeBytes(of: &entry.pointee.d_name) { name in Array(name.prefix { $0 != 0 }) }
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                let escaped = escapedName(bytes)
+                if !escaped.hasPrefix(".") && (isImageFileName(escaped) || isFolder(entryBytes: bytes, in: stream)) {
+                    throw DataError.invalidFileName(folder: folder, name: escaped)
                 }
+                continue
             }
             if name != "." && name != ".." {
                 names.append(name)
             }
         }
         return names
+    }
+
+    /// Returns the name with each byte that is not part of valid UTF-8 written as \xHH.
+    static func escapedName(_ bytes: [UInt8]) -> String {
+        var result = ""
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded):
+                result.unicodeScalars.append(Unicode.UTF8.decode(encoded))
+                offset += encoded.count
+            case .error(let length):
+                for byte in bytes[offset..<(offset + length)] {
+                    result += String(format: "\\x%02X", byte)
+                }
+                offset += length
+            case .emptyInput:
+                return result
+            }
+        }
+    }
+
+    /// Returns whether the entry `bytes` of the folder open as `stream` is a folder, following links.
+    private static func isFolder(entryBytes bytes: [UInt8], in stream: OpaquePointer) -> Bool {
+        var status = stat()
+        let found = (bytes + [0]).withUnsafeBufferPointer { name in
+            name.withMemoryRebound(to: CChar.self) { fstatat(dirfd(stream), $0.baseAddress!, &status, 0) == 0 }
+        }
+        return found && (status.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Returns whether `path` is a folder, following symbolic links.

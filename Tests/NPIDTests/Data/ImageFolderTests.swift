@@ -125,6 +125,54 @@ import Testing
         #expect(message.contains(root))
     }
 
+    /// A Swift string cannot hold a file name that is not valid UTF-8, so the scan must stop with
+    /// the name's bytes shown rather than leave the image out.
+    @Test func nonUTF8FileNameIsRejected() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        // "caf\xE9.jpg": é in Latin-1, as older tools on Linux write it.
+        let name: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".jpg".utf8)
+        let rawPath = Array((root + "/cat/").utf8) + name + [0]
+        let descriptor = rawPath.withUnsafeBufferPointer { path in
+            path.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) }
+        }
+        #expect(descriptor >= 0)
+        close(descriptor)
+
+        let error = #expect(throws: DataError.self) {
+            try ImageFolder(split: root)
+        }
+        #expect(error == .invalidFileName(folder: root + "/cat", name: "caf\\xE9.jpg"))
+        #expect(error?.description == "file name caf\\xE9.jpg in \(root)/cat is not valid UTF-8, and npid reads only UTF-8 file names; rename it")
+    }
+
+    @Test func nonUTF8ClassFolderIsRejected() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        let rawPath = Array((root + "/").utf8) + [0x65, 0x6D, 0xFF] + [0]
+        let status = rawPath.withUnsafeBufferPointer { path in
+            path.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o700) }
+        }
+        #expect(status == 0)
+
+        #expect(throws: DataError.invalidFileName(folder: root, name: "em\\xFF")) {
+            try ImageFolder(split: root)
+        }
+    }
+
+    @Test func nonUTF8OtherFileIsIgnored() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        let rawPath = Array((root + "/cat/notes").utf8) + [0xE9] + Array(".txt".utf8) + [0]
+        let descriptor = rawPath.withUnsafeBufferPointer { path in
+            path.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) }
+        }
+        #expect(descriptor >= 0)
+        close(descriptor)
+
+        #expect(try ImageFolder(split: root).paths == [root + "/cat/1.jpg", root + "/dog/1.jpg"])
+    }
+
     /// An entry named like an image that is not a readable regular file (a broken or looping link,
     /// a FIFO) is a bad file for the scan to report, not a file to leave out without a word.
     @Test func brokenLinksAndPipesAreBadFiles() throws {

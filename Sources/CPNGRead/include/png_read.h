@@ -7,9 +7,9 @@
 /// API. 16-bit samples are scaled with png_set_scale_16, and palettes and gray are expanded.
 /// Alpha and tRNS are dropped without compositing, and gAMA, cHRM and iCCP are ignored.
 ///
-/// npid uses it for the files that libpng 1.6's simplified API decodes wrongly: the 16-bit
-/// Adam7-interlaced ones, whose rows from earlier passes come out scrambled when that API scales
-/// them to 8 bits.
+/// The simplified API (png_image_finish_read) is not used for pixels because it converts files with
+/// a gAMA chunk to sRGB, and in libpng 1.6.39 it scrambles the rows of 16-bit Adam7-interlaced
+/// files when it scales them to 8 bits.
 ///
 /// `pixels` must hold `width * height * 3` bytes for the width and height in the file's IHDR.
 /// Returns 0 on success. On failure returns -1 and writes libpng's message, NUL-terminated, into

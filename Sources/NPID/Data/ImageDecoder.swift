@@ -222,7 +222,7 @@ public enum ImageDecoder {
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
 
-        // libpng keeps reading from the memory buffer until png_image_finish_read returns.
+        // The simplified API reads only the header here, for the size checks before any allocation.
         return try bytes.withUnsafeBytes { png in
             guard png_image_begin_read_from_memory(&image, png.baseAddress, png.count) != 0 else {
                 throw DataError.corruptImage(path: path, message: "libpng: " + pngMessage(&image))
@@ -233,49 +233,19 @@ public enum ImageDecoder {
             try checkCompressedSize(width: width, height: height, fileSize: png.count,
                                     minimumBytes: minimumPNGSize(bytes, width: width, height: height), path: path)
 
-            if isInterlaced16Bit(bytes) {
-                return try decodeInterlaced16BitPNG(bytes, width: width, height: height, path: path)
-            }
-
-            // Alpha is read and then dropped, which keeps the stored colours like Pillow's convert("RGB").
-            // Asking libpng for RGB instead would composite onto black.
-            let hasAlpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0
-            // PNG_FORMAT_RGBA is a macro expression that Swift does not import, so it is built from its flags.
-            image.format = hasAlpha ? PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA : PNG_FORMAT_RGB
-            // Without this flag, libpng treats 16-bit samples without gAMA or sRGB chunks as linear light
-            // and applies the sRGB curve when it reduces them to 8 bits.
-            // NOTE: files with a gAMA chunk are still converted to sRGB, unlike Pillow, which ignores gAMA.
-            image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
-            let channels = hasAlpha ? 4 : 3
-
-            let decoded = try [UInt8](unsafeUninitializedCapacity: width * height * channels) {
-                buffer, initializedCount in
-                guard png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil) != 0 else {
-                    throw DataError.corruptImage(path: path, message: "libpng: " + pngMessage(&image))
-                }
-                initializedCount = buffer.count
-            }
-
-            if hasAlpha {
-                return RGBImage(width: width, height: height, pixels: dropAlpha(decoded))
-            }
-            return RGBImage(width: width, height: height, pixels: decoded)
+            return try decodePixels(ofPNG: bytes, width: width, height: height, path: path)
         }
     }
 
-    /// Returns whether IHDR declares 16-bit samples and Adam7 interlacing. libpng 1.6.39 (Debian 12)
-    /// scales such files to 8 bits wrongly in the simplified API: the pixels of the first six passes
-    /// come out as stale data from other rows.
-    static func isInterlaced16Bit(_ png: [UInt8]) -> Bool {
-        // libpng accepted the header, so IHDR is the first chunk: bit depth at byte 24, interlace method at 28.
-        png[24] == 16 && png[28] == 1
-    }
-
-    /// Decodes a 16-bit interlaced PNG with libpng's classic API, which gives the same pixels as the
-    /// simplified API gives for the same image stored without interlacing.
-    /// NOTE: the classic path ignores gAMA, while the simplified one converts 16-bit files with a gAMA
-    /// chunk to sRGB, so such a file decodes differently with and without interlacing.
-    static func decodeInterlaced16BitPNG(_ png: [UInt8], width: Int, height: Int, path: String) throws -> RGBImage {
+    /// Decodes a PNG whose header passed the size checks with libpng's classic API, through
+    /// `npid_png_read_rgb8`. The stored samples come out as Pillow's convert("RGB") gives them, so
+    /// alpha is dropped rather than composited and gAMA is ignored. 16-bit samples v become
+    /// round(v * 255 / 65535), while Pillow keeps the high byte, a difference of at most 1.
+    ///
+    /// libpng's simplified API, which reads the header above, is not used for the pixels. It converts
+    /// files with a gAMA chunk to sRGB, and libpng 1.6.39 (Debian 12) scrambles the rows of 16-bit
+    /// interlaced files when it scales them to 8 bits.
+    static func decodePixels(ofPNG png: [UInt8], width: Int, height: Int, path: String) throws -> RGBImage {
         var message = [CChar](repeating: 0, count: 256)
         let pixels = try [UInt8](unsafeUninitializedCapacity: width * height * 3) { buffer, initializedCount in
             let status = npid_png_read_rgb8(png, png.count, buffer.baseAddress, buffer.count, &message, message.count)
@@ -310,17 +280,5 @@ public enum ImageDecoder {
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
         return message.isEmpty ? "unknown error" : message
-    }
-
-    static func dropAlpha(_ rgba: [UInt8]) -> [UInt8] {
-        let pixelCount = rgba.count / 4
-        return [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { rgb, initializedCount in
-            for pixel in 0..<pixelCount {
-                rgb[pixel * 3] = rgba[pixel * 4]
-                rgb[pixel * 3 + 1] = rgba[pixel * 4 + 1]
-                rgb[pixel * 3 + 2] = rgba[pixel * 4 + 2]
-            }
-            initializedCount = pixelCount * 3
-        }
     }
 }

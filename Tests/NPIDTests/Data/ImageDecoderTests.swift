@@ -297,6 +297,30 @@ import Testing
         #expect(decoded == (try ImageDecoder.decode(bytes: plain, path: "plain.png")))
     }
 
+    /// Pillow, and so torchvision's ImageFolder, return the stored samples and ignore the gAMA chunk.
+    /// libpng's simplified API converts them to sRGB, by up to 72 of 255 for gAMA 1.0.
+    @Test(arguments: [UInt32(100_000), 55_555, 45_455])
+    func pngGammaChunkKeepsStoredSamples(gamma: UInt32) throws {
+        let rgb: [UInt8] = [0, 1, 30, 64, 128, 200, 254, 255, 77]
+        let rgba: [UInt8] = [0, 1, 30, 255, 64, 128, 200, 0, 254, 255, 77, 90]
+        let samples16: [UInt16] = [0x0000, 0x0101, 0x1E1E, 0x4040, 0x8080, 0xC8C8, 0xFEFE, 0xFFFF, 0x4D4D]
+        let files: [(String, [UInt8])] = [
+            ("rgb", TestImages.handWrittenPNG(width: 3, height: 1, bitDepth: 8, colorType: 2, rows: [rgb], gamma: gamma)),
+            ("rgba", TestImages.handWrittenPNG(width: 3, height: 1, bitDepth: 8, colorType: 6, rows: [rgba], gamma: gamma)),
+            ("gray", TestImages.handWrittenPNG(width: 9, height: 1, bitDepth: 8, colorType: 0, rows: [rgb], gamma: gamma)),
+            ("rgb16", TestImages.handWrittenPNG(width: 3, height: 1, bitDepth: 16, colorType: 2,
+                                                rows: [samples16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }], gamma: gamma)),
+        ]
+        let expected: [String: [UInt8]] = [
+            "rgb": rgb, "rgba": rgb, "gray": rgb.flatMap { [$0, $0, $0] }, "rgb16": rgb,
+        ]
+
+        for (name, png) in files {
+            let decoded = try ImageDecoder.decode(bytes: png, path: name + ".png")
+            #expect(decoded.pixels == expected[name], "\(name) with gAMA \(gamma)")
+        }
+    }
+
     @Test func interlacedTruncated16BitPNGThrows() throws {
         let rows = [[UInt8]](repeating: [UInt8](repeating: 0x5A, count: 8 * 6), count: 8)
         let png = TestImages.handWrittenPNG(width: 8, height: 8, bitDepth: 16, colorType: 2, rows: rows, interlaced: true)

@@ -123,8 +123,9 @@ enum TestImages {
     /// - Parameters:
     ///   - rows: each row's samples, already in big-endian bytes, without the filter byte.
     ///   - interlaced: store the rows as the seven Adam7 passes (bit depths 8 and 16 only).
+    ///   - gamma: the gAMA chunk's value (file gamma × 100000), or nil to write no gAMA chunk.
     static func handWrittenPNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
-                               interlaced: Bool = false) -> [UInt8] {
+                               interlaced: Bool = false, gamma: UInt32? = nil) -> [UInt8] {
         var header: [UInt8] = []
         header += bigEndian(UInt32(width))
         header += bigEndian(UInt32(height))
@@ -150,6 +151,9 @@ enum TestImages {
 
         var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         png += chunk("IHDR", header)
+        if let gamma {
+            png += chunk("gAMA", bigEndian(gamma))
+        }
         png += chunk("IDAT", zlib)
         png += chunk("IEND", [])
         return png

@@ -176,6 +176,25 @@ import Testing
         return output
     }
 
+    /// The README promises what Pillow's Image.open does: the EXIF orientation tag is not applied.
+    @Test func exifOrientationIsNotApplied() throws {
+        let image = TestImages.noise(width: 16, height: 8, seed: 9)
+        let plain = TestImages.encodeJPEG(image, quality: 95)
+        // APP1 "Exif": a little-endian TIFF header and one IFD entry, Orientation (0x0112) = 6,
+        // which asks viewers to turn the picture 90° clockwise.
+        let tiff: [UInt8] = [0x49, 0x49, 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,
+                             0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00,
+                             0x00, 0x00, 0x00, 0x00]
+        let payload = Array("Exif".utf8) + [0, 0] + tiff
+        let length = payload.count + 2
+        let rotated = [0xFF, 0xD8, 0xFF, 0xE1, UInt8(length >> 8), UInt8(length & 0xFF)] + payload + plain.dropFirst(2)
+
+        let decoded = try ImageDecoder.decode(bytes: rotated, path: "rotated.jpg")
+        #expect(decoded.width == 16)
+        #expect(decoded.height == 8)
+        #expect(decoded == (try ImageDecoder.decode(bytes: plain, path: "plain.jpg")))
+    }
+
     @Test func implausiblySmallJPEGRejected() throws {
         var jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 7))
         // Declare 8000 x 8000 pixels: 1,000,000 blocks need at least 125,000 bytes.

@@ -19,8 +19,9 @@ public struct ImageFolder: Sendable {
     /// Scans `directory`.
     /// - Parameter limitPerClass: keeps only the first N images of each class in file-name order.
     /// - Throws: `DataError.missingFolder`, `.noClassFolders`, `.noImages`, `.emptyClassFolders`
-    ///   when only some classes lack images, because torchvision rejects those too, or `.invalidFileName`
-    ///   for a folder or image whose name is not valid UTF-8.
+    ///   when only some classes lack images, because torchvision rejects those too, `.invalidFileName`
+    ///   for a folder or image whose name is not valid UTF-8, or `.unreadableFile` for a broken link
+    ///   directly inside `directory`.
     public init(split directory: String, limitPerClass: Int? = nil) throws {
         if let limitPerClass {
             precondition(limitPerClass > 0, "limitPerClass must be positive, got \(limitPerClass)")
@@ -30,8 +31,16 @@ public struct ImageFolder: Sendable {
             throw DataError.missingFolder(path: directory)
         }
 
-        let classNames = try Self.listNames(in: directory)
-            .filter { !$0.hasPrefix(".") && Self.isFolder(directory + "/" + $0) }
+        let entries = try Self.listNames(in: directory).filter { !$0.hasPrefix(".") }
+        // A broken link may stand for a class folder on a disk that is not mounted, so it is an
+        // error rather than an entry to skip like a plain file.
+        for name in entries {
+            if let reason = Self.brokenLinkReason(directory + "/" + name) {
+                throw DataError.unreadableFile(path: directory + "/" + name, reason: "broken symbolic link (\(reason))")
+            }
+        }
+        let classNames = entries
+            .filter { Self.isFolder(directory + "/" + $0) }
             .sorted(by: Self.bytewiseLess)
         guard !classNames.isEmpty else {
             throw DataError.noClassFolders(path: directory)
@@ -144,6 +153,15 @@ public struct ImageFolder: Sendable {
             name.withMemoryRebound(to: CChar.self) { fstatat(dirfd(stream), $0.baseAddress!, &status, 0) == 0 }
         }
         return found && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Returns the error of following `path` when it is a symbolic link whose target cannot be
+    /// reached, or nil for any other path.
+    static func brokenLinkReason(_ path: String) -> String? {
+        var status = stat()
+        guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFLNK else { return nil }
+        guard stat(path, &status) != 0 else { return nil }
+        return String(cString: strerror(errno))
     }
 
     /// Returns whether `path` is a folder, following symbolic links.

@@ -203,6 +203,30 @@ import Testing
         ])
     }
 
+    /// A class folder reached through a broken link (an unmounted disk, say) would otherwise drop
+    /// out of both splits, and training would go on with one class fewer.
+    @Test func brokenClassLinkIsRejected() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        try FileManager.default.createSymbolicLink(atPath: root + "/emu", withDestinationPath: root + "/absent/emu")
+        try FileManager.default.createSymbolicLink(atPath: root + "/.hidden", withDestinationPath: root + "/absent/hidden")
+
+        let error = #expect(throws: DataError.self) {
+            try ImageFolder(split: root)
+        }
+        #expect(error == .unreadableFile(path: root + "/emu", reason: "broken symbolic link (No such file or directory)"))
+    }
+
+    @Test func classLinkLoopIsRejected() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        try FileManager.default.createSymbolicLink(atPath: root + "/loop", withDestinationPath: root + "/loop")
+
+        #expect(throws: DataError.unreadableFile(path: root + "/loop", reason: "broken symbolic link (Too many levels of symbolic links)")) {
+            try ImageFolder(split: root)
+        }
+    }
+
     // MARK: ImageStore
 
     @Test func storeDecodesFolderInDatasetOrder() throws {

@@ -87,9 +87,26 @@ public struct TrainingData: Sendable {
                     differences.append("\(folder.directory) has \(noun) \(listNames(extra)) that \(other.directory) lacks")
                 }
             }
+            guard !differences.isEmpty else {
+                throw normalFormMismatch(train: trainFolder, test: testFolder)
+            }
             throw UsageError(differences.joined(separator: ", and ") + "; both splits need the same classes")
         }
         try checkClassCount(trainFolder)
+    }
+
+    /// Returns the error for splits whose class names are equal as Swift strings, which compare by
+    /// canonical equivalence, but not as bytes. Folders sort by bytes, so the same class can sit
+    /// at another position, and with it every label.
+    static func normalFormMismatch(train trainFolder: ImageFolder, test testFolder: ImageFolder) -> UsageError {
+        let testBytes = Set(testFolder.classNames.map { Array($0.utf8) })
+        let respelled = trainFolder.classNames.filter { !testBytes.contains(Array($0.utf8)) }
+        let noun = respelled.count == 1 ? "class folder" : "class folders"
+        let verb = respelled.count == 1 ? "is" : "are"
+        return UsageError("\(noun) \(listNames(respelled)) \(verb) spelled with other Unicode code points in "
+            + "\(trainFolder.directory) than in \(testFolder.directory) (such as a precomposed é in one and e with a "
+            + "combining accent in the other), so the two splits sort their classes differently; rename the folders so that "
+            + "both splits use the same bytes")
     }
 
     /// Returns "a, b, c" for up to five names, and "a, b, c, d, e and 3 more" for longer lists.

@@ -53,6 +53,26 @@ import Testing
         #expect(error?.message == "\(root)/train has class folders b, c, d, e, f and 1 more that \(root)/test lacks, and \(root)/test has class folder z that \(root)/train lacks; both splits need the same classes")
     }
 
+    /// Swift compares strings by canonical equivalence, but the folders sort by their bytes, so
+    /// "café" written precomposed (NFC) in one split and decomposed (NFD) in the other matches as a
+    /// name yet may sort to another position. The error must name it instead of listing nothing.
+    @Test func classInOtherNormalFormIsNamed() throws {
+        let composed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
+        let root = try makeFolder(["train/caff/1.jpg", "train/\(composed)/1.jpg", "test/caff/1.jpg", "test/\(decomposed)/1.jpg"])
+        defer { TestImages.removeFolder(root) }
+        let train = try ImageFolder(split: root + "/train")
+        let test = try ImageFolder(split: root + "/test")
+        #expect(train.classNames.map { Array($0.utf8) } == [Array("caff".utf8), Array(composed.utf8)])
+        #expect(test.classNames.map { Array($0.utf8) } == [Array(decomposed.utf8), Array("caff".utf8)])
+
+        let error = #expect(throws: UsageError.self) {
+            try TrainingData.checkClasses(train: train, test: test)
+        }
+
+        #expect(error?.message == "class folder \(composed) is spelled with other Unicode code points in \(root)/train than in \(root)/test (such as a precomposed é in one and e with a combining accent in the other), so the two splits sort their classes differently; rename the folders so that both splits use the same bytes")
+    }
+
     @Test func missingSplitClassIsNamed() throws {
         let root = try makeFolder(["train/cat/1.jpg", "train/dog/1.jpg", "test/cat/1.jpg"])
         defer { TestImages.removeFolder(root) }

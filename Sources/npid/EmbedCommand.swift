@@ -9,6 +9,7 @@ enum EmbedCommand {
         OptionSpec("--images", value: "DIR", help: "folder searched recursively for .jpg, .jpeg and .png files"),
         OptionSpec("--out", value: "FILE", help: "safetensors file to write"),
         OptionSpec("--layer", value: "NAME", help: "embedding (the D-dim unit feature) or pooled (backbone output) (default embedding)"),
+        DataOptions.badImageSpec,
     ] + networkRuntimeSpecs
 
     static let help = helpText(
@@ -41,6 +42,7 @@ enum EmbedCommand {
             }
             layer = chosen
         }
+        let policy = try DataOptions.badImagePolicy(options)
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
         try requireOutputFolder(of: outputPath, flag: "--out")
@@ -60,19 +62,25 @@ enum EmbedCommand {
         let root = imageRoot.hasSuffix("/") ? String(imageRoot.dropLast()) : imageRoot
         try requireNotInput(outputPath, flag: "--out", inputs: Self.imagesThatMayBe(outputPath, under: root, among: relativePaths))
         let started = Date()
-        let features = try model.embed(paths: relativePaths.map { root + "/" + $0 }, layer: layer,
-                                       threads: ProcessInfo.processInfo.activeProcessorCount) { done in
+        let embedded = try model.embed(paths: relativePaths.map { root + "/" + $0 }, layer: layer,
+                                       threads: ProcessInfo.processInfo.activeProcessorCount,
+                                       badImagePolicy: policy) { done in
             Console.progress("embedded \(done) of \(counted(relativePaths.count, "image"))")
         }
-        let dimension = features.count / relativePaths.count
+        Console.clearProgress()
+        DataOptions.logSkipped(embedded.badFiles)
+        guard !embedded.keptIndices.isEmpty else {
+            throw DataError.badImages(files: embedded.badFiles)
+        }
+        let keptPaths = embedded.keptIndices.map { relativePaths[$0] }
+        let dimension = embedded.features.count / keptPaths.count
         // An absolute root lets npid search find the images from any working directory.
         let absoluteRoot = URL(fileURLWithPath: root).standardizedFileURL.path
-        try EmbeddingFile(features: features, dimension: dimension, paths: relativePaths, root: absoluteRoot,
+        try EmbeddingFile(features: embedded.features, dimension: dimension, paths: keptPaths, root: absoluteRoot,
                           checkpoint: checkpointPath, layer: layer,
                           networkFingerprint: model.networkFingerprint).write(to: outputPath)
-        Console.clearProgress()
         Console.output(String(format: "embedded %@ (%d-d %@ features) from %@ in %.1f s: %@",
-                              counted(relativePaths.count, "image"), dimension, layer.rawValue, imageRoot,
+                              counted(keptPaths.count, "image"), dimension, layer.rawValue, imageRoot,
                               Date().timeIntervalSince(started), outputPath))
     }
 }

@@ -9,7 +9,7 @@ public enum ImageFileScan {
     ///
     /// Names starting with "." are skipped. Symbolic links to files count; symbolic links to
     /// folders are not followed, so a link cycle cannot make the scan endless. A broken link or
-    /// another entry that is not a regular file counts too, so embedding it fails with its name.
+    /// another entry that is not a regular file counts too, so embedding reports it as a bad file.
     /// - Throws: `DataError.missingFolder` when `root` is not a folder, `.noImages` when it
     ///   contains no image file.
     public static func relativePaths(under root: String) throws -> [String] {
@@ -125,29 +125,58 @@ public struct EmbeddingFile {
     }
 }
 
+/// The features that `TrainedModel.embed` computed, and the files it left out.
+public struct EmbeddedImages {
+    /// Row-major [keptIndices.count, width] floats, width = D (or C for `.pooled`).
+    public var features: [Float]
+    /// Positions in the input paths of the images that have a row, in order.
+    public var keptIndices: [Int]
+    /// Files that did not decode, left out under `BadImagePolicy.skip`.
+    public var badFiles: [BadImageFile]
+}
+
 extension TrainedModel {
     /// Computes the features of the image files at `paths`. Files are decoded and embedded
     /// `groupSize` at a time, so only one group of decoded images is in memory at once.
     ///
-    /// - Returns: row-major [paths.count, width] floats, width = D (or C for `.pooled`).
-    /// - Throws: the `DataError` of the first file in a group that cannot be decoded.
+    /// - Throws: with `BadImagePolicy.fail`, `DataError.badImages` naming every file of the
+    ///   first group that contains files that cannot be decoded.
     public func embed(paths: [String], layer: FeatureLayer = .embedding, groupSize: Int = 1024, threads: Int,
-                      groupEnded: (Int) -> Void = { _ in }) throws -> [Float] {
-        var result: [Float] = []
+                      badImagePolicy: BadImagePolicy = .fail,
+                      groupEnded: (Int) -> Void = { _ in }) throws -> EmbeddedImages {
+        var embedded = EmbeddedImages(features: [], keptIndices: [], badFiles: [])
         var start = 0
         while start < paths.count {
             let group = Array(paths[start..<min(start + groupSize, paths.count)])
-            let images = try Self.decode(group, threads: threads)
-            let store = ImageStore(images: images, labels: [Int](repeating: 0, count: images.count), classNames: ["unlabelled"])
-            result += try features(of: store, layer: layer).to(device: .cpu).toArray(of: Float.self)
+            var images: [RGBImage] = []
+            var groupBadFiles: [BadImageFile] = []
+            for (offset, decoded) in Self.decode(group, threads: threads).enumerated() {
+                switch decoded {
+                case .success(let image):
+                    images.append(image)
+                    embedded.keptIndices.append(start + offset)
+                case .failure(let error as DataError):
+                    groupBadFiles.append(BadImageFile(path: group[offset], error: error))
+                case .failure(let error):
+                    throw error
+                }
+            }
+            if badImagePolicy == .fail && !groupBadFiles.isEmpty {
+                throw DataError.badImages(files: groupBadFiles)
+            }
+            embedded.badFiles += groupBadFiles
+            if !images.isEmpty {
+                let store = ImageStore(images: images, labels: [Int](repeating: 0, count: images.count), classNames: ["unlabelled"])
+                embedded.features += try features(of: store, layer: layer).to(device: .cpu).toArray(of: Float.self)
+            }
             start += group.count
             groupEnded(start)
         }
-        return result
+        return embedded
     }
 
-    /// Decodes the files on `threads` threads and throws the error of the lowest failing index.
-    private static func decode(_ paths: [String], threads: Int) throws -> [RGBImage] {
+    /// Decodes the files on `threads` threads, returning each file's image or error in order.
+    private static func decode(_ paths: [String], threads: Int) -> [Result<RGBImage, Error>] {
         let slots = DecodeSlots(count: paths.count)
         let workers = max(1, min(threads, paths.count))
         // Worker w decodes indices w, w + workers, w + 2 · workers and so on, so each slot has one writer.
@@ -156,7 +185,7 @@ extension TrainedModel {
                 slots.store(Result { try ImageDecoder.decode(contentsOf: paths[index]) }, at: index)
             }
         }
-        return try slots.results()
+        return slots.results()
     }
 }
 
@@ -179,7 +208,7 @@ private final class DecodeSlots: @unchecked Sendable {
         slots[index] = result
     }
 
-    func results() throws -> [RGBImage] {
-        try slots.map { try $0!.get() }
+    func results() -> [Result<RGBImage, Error>] {
+        slots.map { $0! }
     }
 }

@@ -532,6 +532,36 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: query)) == before)
     }
 
+    @Test func embedSkipsBadImagesWhenAsked() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let imageFolder = try scratch.makeFolder("photos")
+        let classFolder = run.dataset.root + "/test/" + run.dataset.classNames[0]
+        let goodNames = try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted().prefix(2)
+        for name in goodNames {
+            try FileManager.default.copyItem(atPath: classFolder + "/" + name, toPath: imageFolder + "/" + name)
+        }
+        // Sorted between the two good images, so the kept rows must skip over it.
+        let badName = goodNames.first! + "x.jpg"
+        try "not a picture".write(toFile: imageFolder + "/" + badName, atomically: true, encoding: .utf8)
+        let output = scratch.path + "/photos.safetensors"
+
+        let failed = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", imageFolder,
+                                        "--out", output, "--threads", "1"], in: scratch.path)
+        let failedOutputExists = FileManager.default.fileExists(atPath: output)
+        let skipped = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", imageFolder,
+                                         "--out", output, "--threads", "1", "--on-bad-image", "skip"], in: scratch.path)
+
+        failed.expectRejected(status: 1, message: "file \(imageFolder)/\(badName) is not a JPEG or PNG image (unrecognised leading bytes); convert it to JPEG or PNG or delete it, or pass --on-bad-image skip to leave it out")
+        #expect(!failedOutputExists)
+        skipped.expectSuccess()
+        #expect(skipped.stderrLines == ["warning: left out 1 bad image file (--on-bad-image skip): \(imageFolder)/\(badName) (not a JPEG or PNG image)"])
+        let index = try EmbeddingFile.read(contentsOf: output)
+        #expect(index.paths == Array(goodNames))
+        #expect(index.features.count == 2 * 16)
+    }
+
     @Test func embedRejectsOutputAmongImages() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

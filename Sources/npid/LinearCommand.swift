@@ -8,8 +8,7 @@ enum LinearCommand {
 
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
-        OptionSpec("--data", value: "ROOT", help: "image folder with train/ and test/, one sub-folder per class"),
-        DataOptions.badImageSpec,
+    ] + DataOptions.specs + [
         OptionSpec("--layer", value: "NAME", help: "pooled (backbone output before the projection) or embedding (the D-dim feature kNN uses) (default pooled)"),
         OptionSpec("--epochs", value: "N", help: "passes over the training features (default \(defaults.epochs))"),
         OptionSpec("--lr", value: "LR", help: "base learning rate, decayed to 0 by a cosine schedule (default \(defaults.learningRate))"),
@@ -22,7 +21,7 @@ enum LinearCommand {
     ] + networkRuntimeSpecs
 
     static let help = helpText(
-        usage: "npid linear --checkpoint FILE --data ROOT [options]",
+        usage: "npid linear --checkpoint FILE (--data ROOT | --train-dir DIR --test-dir DIR) [options]",
         summary: """
         Trains a linear classifier (softmax regression, SGD with momentum, cosine schedule) on
         the frozen features of a checkpoint and reports top-1 and top-5 accuracy on the test
@@ -34,7 +33,6 @@ enum LinearCommand {
     static func run(_ arguments: [String]) throws {
         let options = try ParsedOptions(arguments, specs: specs, command: "linear")
         let checkpointPath = try options.requiredString("--checkpoint")
-        let dataRoot = try options.requiredString("--data")
         var probe = defaults
         if let value = try options.int("--epochs") { probe.epochs = value }
         if let value = try options.double("--lr") { probe.learningRate = value }
@@ -50,15 +48,14 @@ enum LinearCommand {
             }
             layer = chosen
         }
-        let policy = try DataOptions.badImagePolicy(options)
+        let dataRequest = try DataOptions.request(options, command: "linear")
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let trainLimit = try limit(options, "--limit-per-class") ?? model.configuration.limitPerClass
         let testLimit = try limit(options, "--test-limit-per-class") ?? model.configuration.testLimitPerClass
-        let data = try DataOptions.loadImageFolder(dataRoot, limitPerClass: trainLimit, testLimitPerClass: testLimit,
-                                                   policy: policy)
+        let data = try DataOptions.load(dataRequest, limitPerClass: trainLimit, testLimitPerClass: testLimit)
         try model.checkClasses(of: data)
 
         let started = Date()

@@ -708,6 +708,24 @@ import Testing
         #expect(result.stderrLines.contains { $0.hasPrefix("pooled features (64-d) of \(run.dataset.trainCount) training and \(run.dataset.testCount) test images") })
     }
 
+    @Test func linearTakesSplitFolders() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let flags = ["--epochs", "2", "--threads", "1"]
+
+        let fromRoot = try await CLI.run(["linear", "--checkpoint", run.checkpointPath, "--data", run.dataset.root] + flags,
+                                         in: scratch.path)
+        let fromSplits = try await CLI.run(["linear", "--checkpoint", run.checkpointPath,
+                                            "--train-dir", run.dataset.root + "/train",
+                                            "--test-dir", run.dataset.root + "/test"] + flags, in: scratch.path)
+
+        fromRoot.expectSuccess()
+        fromSplits.expectSuccess()
+        #expect(!fromSplits.stdoutLines.isEmpty)
+        #expect(fromSplits.stdoutLines == fromRoot.stdoutLines)
+    }
+
     @Test func linearRejectsUnknownLayer() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -7,6 +7,7 @@ enum SearchCommand {
     static let specs: [OptionSpec] = [
         OptionSpec("--checkpoint", value: "FILE", help: "checkpoint.safetensors written by npid train"),
         OptionSpec("--data", value: "ROOT", help: "image folder whose train/ split is searched (the one the run trained on)"),
+        OptionSpec("--train-dir", value: "DIR", help: "training split folder the run trained on (one sub-folder per class), instead of --data"),
         OptionSpec("--index", value: "FILE", help: "embeddings file written by npid embed with this checkpoint; its images are searched instead of --data"),
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
         OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
@@ -16,7 +17,7 @@ enum SearchCommand {
     ] + networkRuntimeSpecs
 
     static let help = helpText(
-        usage: "npid search --checkpoint FILE (--data ROOT | --index FILE) QUERY_IMAGE... [--top N] [--out FILE.png]",
+        usage: "npid search --checkpoint FILE (--data ROOT | --train-dir DIR | --index FILE) QUERY_IMAGE... [--top N] [--out FILE.png]",
         summary: """
         For each query image (any JPEG or PNG file, of any size), prints the N most similar
         training images by cosine similarity of their features: rank, similarity, class and
@@ -38,14 +39,15 @@ enum SearchCommand {
         let checkpointPath = try options.requiredString("--checkpoint")
         let dataRoot = options.string("--data")
         let indexPath = options.string("--index")
-        switch (dataRoot, indexPath) {
-        case (nil, nil):
-            throw UsageError("npid search needs --data ROOT (search its training split) or --index FILE (an npid embed file)")
-        case (.some, .some):
-            throw UsageError("--data and --index both name the images to search; pass one of them")
-        default:
-            break
+        let galleryFlags = ["--data", "--train-dir", "--index"].filter { options.has($0) }
+        guard !galleryFlags.isEmpty else {
+            throw UsageError("npid search needs --data ROOT (search its training split), --train-dir DIR or --index FILE (an npid embed file)")
         }
+        guard galleryFlags.count == 1 else {
+            throw UsageError("\(galleryFlags[0]) and \(galleryFlags[1]) both name the images to search; pass one of them")
+        }
+        // The training split: ROOT/train for --data, the folder itself for --train-dir.
+        let trainSplit = dataRoot.map { $0 + "/train" } ?? options.string("--train-dir")
         if indexPath != nil && options.has("--on-bad-image") {
             throw UsageError("--on-bad-image applies to --data; an --index file lists only images that decoded")
         }
@@ -91,9 +93,10 @@ enum SearchCommand {
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let gallery: SearchGallery
-        if let dataRoot {
-            gallery = try .trainingSplit(of: dataRoot, model: model, recompute: options.has("--recompute"),
-                                         layer: layer, policy: policy)
+        if let trainSplit {
+            let source = dataRoot.map { "--data \($0)" } ?? "--train-dir \(trainSplit)"
+            gallery = try .trainingSplit(at: trainSplit, source: source, model: model,
+                                         recompute: options.has("--recompute"), layer: layer, policy: policy)
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }

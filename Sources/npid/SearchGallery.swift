@@ -17,12 +17,13 @@ struct SearchGallery {
     /// The flag and value that named the gallery, for messages.
     let source: String
 
-    /// Loads the training split of `dataRoot`, the one the checkpoint trained on, leaving out
-    /// or rejecting image files that do not decode as `policy` selects. Features of the pooled
-    /// layer are always recomputed, because the memory bank stores embeddings only.
-    static func trainingSplit(of dataRoot: String, model: TrainedModel, recompute: Bool,
+    /// Loads the training split folder `splitPath`, the one the checkpoint trained on, leaving
+    /// out or rejecting image files that do not decode as `policy` selects. Features of the
+    /// pooled layer are always recomputed, because the memory bank stores embeddings only.
+    /// - Parameter source: the flag and value that named the split, for messages.
+    static func trainingSplit(at splitPath: String, source: String, model: TrainedModel, recompute: Bool,
                               layer: FeatureLayer = .embedding, policy: BadImagePolicy) throws -> SearchGallery {
-        let folder = try ImageFolder(split: dataRoot + "/train", limitPerClass: model.configuration.limitPerClass)
+        let folder = try ImageFolder(split: splitPath, limitPerClass: model.configuration.limitPerClass)
         try model.checkClassNames(folder.classNames)
         let scan = ImageFolderScan(folder: folder, options: ImageScanOptions(threads: ProcessInfo.processInfo.activeProcessorCount))
         if policy == .fail && !scan.badFiles.isEmpty {
@@ -34,7 +35,7 @@ struct SearchGallery {
             : try model.features(of: train, layer: layer).l2Normalized()
         return SearchGallery(features: features, layer: layer,
                              paths: train.paths, labels: train.labels, classNames: train.classNames,
-                             image: { try train[$0] }, source: "--data \(dataRoot)")
+                             image: { try train[$0] }, source: source)
     }
 
     /// Loads the images of an `npid embed` file. Each image's class is the name of its folder,

@@ -637,6 +637,27 @@ import Testing
         result.expectRejected(status: 2, message: message)
     }
 
+    @Test func searchTakesTrainingSplitFolder() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[1]
+
+        let fromRoot = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                          query, "--top", "4", "--threads", "1"], in: scratch.path)
+        let fromSplit = try await CLI.run(["search", "--checkpoint", run.checkpointPath,
+                                           "--train-dir", run.dataset.root + "/train", query, "--top", "4", "--threads", "1"],
+                                          in: scratch.path)
+        let both = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                      "--train-dir", run.dataset.root + "/train", query], in: scratch.path)
+
+        fromRoot.expectSuccess()
+        fromSplit.expectSuccess()
+        #expect(fromSplit.stdoutLines.count == 7, "stdout: \(fromSplit.stdout)")
+        #expect(fromSplit.stdoutLines == fromRoot.stdoutLines)
+        both.expectRejected(status: 2, message: "--data and --train-dir both name the images to search; pass one of them")
+    }
+
     @Test func searchWithoutGalleryIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()
@@ -645,7 +666,7 @@ import Testing
         let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, try Self.testPaths(run)[0]],
                                        in: scratch.path)
 
-        result.expectRejected(status: 2, message: "npid search needs --data ROOT (search its training split) or --index FILE (an npid embed file)")
+        result.expectRejected(status: 2, message: "npid search needs --data ROOT (search its training split), --train-dir DIR or --index FILE (an npid embed file)")
     }
 
     @Test func runWithSkippedImageIsSearchable() async throws {

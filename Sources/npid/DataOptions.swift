@@ -33,18 +33,6 @@ enum DataOptions {
         Console.log("warning: left out \(files.count) bad \(noun) (--on-bad-image skip): " + DataError.listBadFiles(files))
     }
 
-    /// Reads both splits of the image folder `root` for commands that take only --data ROOT,
-    /// leaving out or rejecting bad image files as `policy` selects.
-    static func loadImageFolder(_ root: String, limitPerClass: Int?, testLimitPerClass: Int?,
-                                policy: BadImagePolicy) throws -> TrainingData {
-        try TrainingData.checkRoot(root)
-        let options = DataLoadOptions(threads: ProcessInfo.processInfo.activeProcessorCount, badImagePolicy: policy)
-        let data = try TrainingData.load(.imageFolder(root: root), limitPerClass: limitPerClass,
-                                         testLimitPerClass: testLimitPerClass, options: options)
-        logSkipped(data.skippedFiles)
-        return data
-    }
-
     /// The data a command asked for, checked before anything is read or downloaded.
     struct Request {
         var source: DataSource

@@ -4,21 +4,21 @@ import Torch
 
 /// `npid report`: write a run folder's self-contained HTML report.
 enum ReportCommand {
-    static let specs: [OptionSpec] = [
-        OptionSpec("--data", value: "ROOT", help: "recompute the kNN table and retrieval pictures from the checkpoint on this image folder (default: use the ones training saved)"),
-        DataOptions.badImageSpec,
+    /// Any data option starts a new evaluation; without one the saved table and pictures are used.
+    static let specs: [OptionSpec] = DataOptions.specs + [
         OptionSpec("--recompute", help: "with --data: compare with recomputed training features instead of the memory bank"),
         OptionSpec("--knn-k", value: "K", help: "with --data: neighbours of the weighted vote (default: the run's)"),
         OptionSpec("--knn-t", value: "T", help: "with --data: temperature σ of the vote (default: the run's τ)"),
     ] + networkRuntimeSpecs
 
     static let help = helpText(
-        usage: "npid report RUN_DIR [--data ROOT]",
+        usage: "npid report RUN_DIR [--data ROOT | --train-dir DIR --test-dir DIR]",
         summary: """
         Writes RUN_DIR/report.html, one file with no outside references: learning curves,
         the kNN table with per-class accuracy and confusion matrix, retrieval pictures of
         successes and failures, the epoch table and the configuration. npid train refreshes
-        it after every epoch; run this to rebuild it, or with --data to evaluate again.
+        it after every epoch; run this to rebuild it, or with --data (or the split folders)
+        to evaluate again.
         """,
         specs: specs)
 
@@ -39,12 +39,14 @@ enum ReportCommand {
         guard runFiles.contains(where: { FileManager.default.fileExists(atPath: runDirectory + "/" + $0) }) else {
             throw UsageError("\(runDirectory) contains none of \(runFiles.joined(separator: ", ")); pass the --run-dir of an npid train run")
         }
-        for flag in ["--recompute", "--knn-k", "--knn-t", "--on-bad-image"] where options.has(flag) && !options.has("--data") {
+        let evaluatesAgain = ["--data", "--dataset", "--train-dir", "--test-dir"].contains(where: options.has)
+        for flag in ["--recompute", "--knn-k", "--knn-t", "--on-bad-image", "--download", "--cache-mb"]
+        where options.has(flag) && !evaluatesAgain {
             throw UsageError("\(flag) needs --data ROOT, because only a new evaluation uses it")
         }
 
-        if let dataRoot = options.string("--data") {
-            try evaluate(runDirectory: runDirectory, dataRoot: dataRoot, options: options)
+        if evaluatesAgain {
+            try evaluate(runDirectory: runDirectory, options: options)
         }
         let path = runDirectory + "/" + RunFiles.report
         let report = try RunReport.load(runDirectory: runDirectory)
@@ -55,8 +57,10 @@ enum ReportCommand {
         Console.output("report: \(path)")
     }
 
-    /// Evaluates the run's checkpoint on `dataRoot` and saves the kNN table and retrieval pictures.
-    static func evaluate(runDirectory: String, dataRoot: String, options: ParsedOptions) throws {
+    /// Evaluates the run's checkpoint on the data that `options` name and saves the kNN table
+    /// and retrieval pictures.
+    static func evaluate(runDirectory: String, options: ParsedOptions) throws {
+        let dataRequest = try DataOptions.request(options, command: "report")
         let checkpointPath = runDirectory + "/" + Checkpoint.fileName
         guard FileManager.default.fileExists(atPath: checkpointPath) else {
             throw UsageError("--data needs \(checkpointPath) to evaluate, and it does not exist; drop --data to rebuild the report from the saved files")
@@ -67,9 +71,8 @@ enum ReportCommand {
         guard neighborCount >= 1 else { throw UsageError("--knn-k must be at least 1, got \(neighborCount)") }
         let temperature = try knnTemperatureOption(options) ?? model.configuration.temperature
 
-        let data = try DataOptions.loadImageFolder(dataRoot, limitPerClass: model.configuration.limitPerClass,
-                                                   testLimitPerClass: model.configuration.testLimitPerClass,
-                                                   policy: try DataOptions.badImagePolicy(options))
+        let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
+                                        testLimitPerClass: model.configuration.testLimitPerClass)
         try model.checkClasses(of: data)
         let recompute = options.has("--recompute")
         let bank = try model.trainingFeatures(of: data.train, recompute: recompute)

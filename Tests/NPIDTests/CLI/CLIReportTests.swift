@@ -99,6 +99,23 @@ import Testing
                 "stdout: \(result.stdout)")
     }
 
+    @Test func reportTakesSplitFolders() async throws {
+        let shared = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(shared, to: scratch.path + "/run")
+
+        let fromRoot = try await CLI.run(["report", run.runDirectory, "--data", run.dataset.root, "--threads", "1"],
+                                         in: scratch.path)
+        let fromSplits = try await CLI.run(["report", run.runDirectory, "--train-dir", run.dataset.root + "/train",
+                                            "--test-dir", run.dataset.root + "/test", "--threads", "1"], in: scratch.path)
+
+        fromRoot.expectSuccess()
+        fromSplits.expectSuccess()
+        #expect(fromSplits.stdoutLines.count == 2, "stdout: \(fromSplits.stdout)")
+        #expect(fromSplits.stdoutLines == fromRoot.stdoutLines)
+    }
+
     @Test func reportRejectsBadInput() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

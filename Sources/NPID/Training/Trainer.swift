@@ -153,7 +153,7 @@ public final class Trainer {
         }
         events(.message("training on \(data.train.count) images of \(data.classNames.count) classes, testing on \(data.test.count); \(place)"))
         if configuration.negativeCount >= data.train.count {
-            events(.message("warning: --nce-k \(configuration.negativeCount) is not smaller than the \(data.train.count) training images, so noise samples repeat; the loss stays finite but --nce-k 0 (full softmax) is the better choice here"))
+            events(.message("warning: --nce-k \(configuration.negativeCount) is not smaller than the \(data.train.count) training images, so noise samples repeat; the loss can then climb and training diverge, so prefer --nce-k 0 (full softmax) here"))
         }
 
         var untrained: KNNAccuracy?
@@ -247,7 +247,11 @@ public final class Trainer {
             // The epoch's checkpoint is written after this evaluation, so the diverged network is never saved.
             let earlier = savedPosition == nil ? "no checkpoint had been written yet" : "the checkpoint \(checkpointPath) of an earlier point is kept"
             error.source = "after epoch \(epoch + 1) the network"
-            error.advice = "training stopped and \(earlier); start again with a lower --lr or --weight-decay"
+            var restart = "start again with a lower --lr or --weight-decay"
+            if configuration.negativeCount >= data.train.count {
+                restart = "start again with --nce-k 0 (full softmax), since --nce-k \(configuration.negativeCount) is not smaller than the \(data.train.count) training images, or with a lower --lr or --weight-decay"
+            }
+            error.advice = "training stopped and \(earlier); \(restart)"
             throw error
         }
         lastAccuracy = accuracy

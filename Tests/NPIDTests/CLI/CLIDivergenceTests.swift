@@ -21,6 +21,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory + "/metrics.jsonl"))
     }
 
+    @Test func divergenceAdviceNamesLargeNceK() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+        // The default --nce-k 4096 exceeds the training images, as on a small photo folder,
+        // so the advice has to name --nce-k besides the learning rate.
+        var flags = CLIRuns.smallModelFlags
+        let nceKIndex = try #require(flags.firstIndex(of: "--nce-k"))
+        flags.removeSubrange(nceKIndex...(nceKIndex + 1))
+
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", runDirectory, "--epochs", "1",
+                                        "--lr", "1e6"] + flags, in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines == [CLI.errorPrefix + "after epoch 1 the network gives NaN, infinite or zero-length features in evaluation mode, so its weights or batch-norm statistics have overflowed (as with a learning rate far too high); training stopped and no checkpoint had been written yet; start again with --nce-k 0 (full softmax), since --nce-k 4096 is not smaller than the \(dataset.trainCount) training images, or with a lower --lr or --weight-decay"])
+        #expect(result.stderr.contains("so prefer --nce-k 0 (full softmax) here"), "stderr: \(result.stderr)")
+    }
+
     @Test func divergedLinearProbeFails() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -30,7 +30,7 @@ import Torch
             }
         }
 
-        let warning = "warning: --nce-k 8 is not smaller than the 5 training images, so noise samples repeat; the loss stays finite but --nce-k 0 (full softmax) is the better choice here"
+        let warning = "warning: --nce-k 8 is not smaller than the 5 training images, so noise samples repeat; the loss can then climb and training diverge, so prefer --nce-k 0 (full softmax) here"
         #expect(messages.filter { $0 == warning }.count == 1, "messages: \(messages)")
         #expect(stepLosses.count == 2)
         #expect(stepLosses.allSatisfy { $0.isFinite }, "losses \(stepLosses)")

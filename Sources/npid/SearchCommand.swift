@@ -10,7 +10,7 @@ enum SearchCommand {
         OptionSpec("--train-dir", value: "DIR", help: "training split folder the run trained on (one sub-folder per class), instead of --data"),
         OptionSpec("--index", value: "FILE", help: "embeddings file written by npid embed with this checkpoint; its images are searched instead of --data"),
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
-        OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query, then its matches"),
+        OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query (blue frame), then its matches, framed green or red when they share the class of the query's folder or not, grey when that folder is no class"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
         OptionSpec("--layer", value: "NAME", help: "with --recompute: embedding (the D-dim feature the memory bank stores) or pooled (backbone output before the projection) (default embedding)"),
         DataOptions.badImageSpec,
@@ -138,8 +138,13 @@ enum SearchCommand {
         let neighbors = answered.map { query in
             Array(found[query].filter { !ownRows[query].contains($0.index) }.prefix(top))
         }
-        let rows = RetrievalExamples.rows(queries: answered, queryLabels: nil, neighbors: neighbors,
+        var rows = RetrievalExamples.rows(queries: answered, queryLabels: nil, neighbors: neighbors,
                                           bankLabels: gallery.labels)
+        // A query inside a class folder has a class, so its matches are framed green or red
+        // in the picture as in npid neighbors. Other queries keep grey frames.
+        for index in rows.indices {
+            rows[index].queryLabel = folderClass(of: queryPaths[rows[index].query], names: gallery.classNames)
+        }
 
         var sameClassCounts: [(same: Int, matches: Int)] = []
         var missing: [String] = []
@@ -158,7 +163,7 @@ enum SearchCommand {
             if !counts.isEmpty {
                 Console.output("  classes: " + counts)
             }
-            if let label = folderClass(of: path, names: gallery.classNames) {
+            if let label = row.queryLabel {
                 let same = row.neighborLabels.filter { $0 == label }.count
                 sameClassCounts.append((same, row.neighbors.count))
                 Console.output("  same class as the query's folder (\(gallery.classNames[label])): \(same) of \(row.neighbors.count)")

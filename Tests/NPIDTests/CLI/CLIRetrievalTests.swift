@@ -184,6 +184,47 @@ import Testing
         #expect(image.height == size.height)
     }
 
+    @Test func searchPictureFramesClassMatches() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let paths = try Self.testPaths(run)
+        let outside = scratch.path + "/query.jpg"
+        try FileManager.default.copyItem(atPath: paths[3], toPath: outside)
+        let picture = scratch.path + "/search.png"
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        paths[1], outside, "--top", "3", "--out", picture, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        // The first query: path, three matches, classes, same-class line. The second: path, three matches, classes.
+        try #require(lines.count == 12, "stdout: \(result.stdout)")
+        let queryClass = URL(fileURLWithPath: paths[1]).deletingLastPathComponent().lastPathComponent
+        let matchClasses = lines[1...3].map { $0.split(separator: " ").map(String.init)[2] }
+        let image = try ImageDecoder.decode(contentsOf: picture)
+        let grid = ImageGrid(queryGap: 8)
+        func frameColor(row: Int, column: Int) -> [UInt8] {
+            // The frame sits in the padding, so the pixel just above and left of a tile is on it.
+            let origin = grid.tileOrigin(row: row, column: column)
+            let offset = 3 * ((origin.y - 1) * image.width + origin.x - 1)
+            return Array(image.pixels[offset..<(offset + 3)])
+        }
+        func components(_ border: GridBorder) -> [UInt8] {
+            [border.rgb.red, border.rgb.green, border.rgb.blue]
+        }
+        for (column, matchClass) in zip(1...3, matchClasses) {
+            let expected: GridBorder = matchClass == queryClass ? .match : .mismatch
+            #expect(frameColor(row: 0, column: column) == components(expected), "match \(column) of class \(matchClass)")
+        }
+        // The copy outside any class folder has no class to compare with.
+        for column in 1...3 {
+            #expect(frameColor(row: 1, column: column) == [150, 150, 150], "match \(column) of the unlabelled query")
+        }
+        #expect(frameColor(row: 0, column: 0) == components(.query))
+    }
+
     @Test func searchRejectsUndecodableQuery() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -182,11 +182,13 @@ public struct RunReport {
     private func summarySection() -> String {
         var cards: [(String, String)] = []
         if let last = metrics.last {
+            // The epoch's figures come from the memory bank; the kNN section below may hold a
+            // later evaluation against recomputed features, so the cards name their source.
             if let top1 = last.knnTop1 {
-                cards.append(("kNN top-1", String(format: "%.2f%%", top1)))
+                cards.append(("kNN top-1, memory bank", String(format: "%.2f%%", top1)))
             }
             if let top5 = last.knnTop5 {
-                cards.append(("kNN top-5", String(format: "%.2f%%", top5)))
+                cards.append(("kNN top-5, memory bank", String(format: "%.2f%%", top5)))
             }
             cards.append(("loss", String(format: "%.4f", last.loss)))
             cards.append(("images/s", String(format: "%.1f", last.imagesPerSecond)))

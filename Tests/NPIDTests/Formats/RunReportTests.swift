@@ -87,6 +87,9 @@ import Testing
         let html = Self.sampleReport(picture: [1]).html()
 
         #expect(html.contains("<h1>c10</h1>"))
+        // The cards show the last epoch's memory-bank figures, which differ from the evaluation's 75%.
+        #expect(html.contains(#"<div class="value">24.00%</div><div class="label">kNN top-1, memory bank</div>"#))
+        #expect(html.contains(#"<div class="value">64.00%</div><div class="label">kNN top-5, memory bank</div>"#))
         #expect(html.contains("epoch 4 of 10 · generated 1970-01-01T00:00:00Z"))
         #expect(html.contains("<tr><td>75.00%</td><td>100.00%</td><td>5</td><td>0.07</td><td>memory bank</td></tr>"))
         #expect(html.contains("<tr><td>dog &lt;&amp;&gt;</td><td>2</td><td>100.0%</td>"))

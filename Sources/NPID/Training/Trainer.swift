@@ -147,9 +147,9 @@ public final class Trainer {
         let stepsPerEpoch = GlobalBatchPlan(order: Array(0..<data.train.count), start: 0,
                                             batchSize: configuration.batchSize, worldSize: worldSize).stepCount
         let threads = Torch.threadCount == 1 ? "1 thread" : "\(Torch.threadCount) threads"
-        var place = "\(stepsPerEpoch) steps per epoch on \(runtime.device) with \(threads)"
+        var place = "\(counted(stepsPerEpoch, "step")) per epoch on \(runtime.device) with \(threads)"
         if worldSize > 1 {
-            place = "\(stepsPerEpoch) steps per epoch of \(worldSize) × \(configuration.batchSize) images on \(worldSize) ranks, each on \(runtime.device) with \(threads)"
+            place = "\(counted(stepsPerEpoch, "step")) per epoch of \(worldSize) × \(configuration.batchSize) images on \(worldSize) ranks, each on \(runtime.device) with \(threads)"
         }
         events(.message("training on \(data.train.count) images of \(data.classNames.count) classes, testing on \(data.test.count); \(place)"))
         if configuration.negativeCount >= data.train.count {

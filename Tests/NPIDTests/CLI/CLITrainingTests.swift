@@ -111,6 +111,20 @@ import Testing
         #expect(result.stderr.contains("; \(steps) steps per epoch on cpu"), "stderr: \(result.stderr)")
     }
 
+    @Test func singleStepEpochIsSingular() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        // A batch larger than the training split, as on a small photo folder, gives one step.
+        let result = try await CLI.run(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run", "--epochs", "1"]
+                                           + CLIRuns.smallModelFlags + ["-b", "\(dataset.trainCount + 1)"],
+                                       in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderr.contains("; 1 step per epoch on cpu with 1 thread\n"), "stderr: \(result.stderr)")
+    }
+
     @Test func benchStepsWritesNothing() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()

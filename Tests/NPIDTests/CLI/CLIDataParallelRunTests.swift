@@ -156,7 +156,10 @@ import Testing
         // The epoch's line comes before its report, and a signal sent before the report is
         // written lands before the next epoch's first step. So each try waits for the report,
         // then a little longer than the try before, but not so long that the run ends first.
-        for attempt in 0..<7 {
+        // A signal during the evaluation also stops at the epoch's end; on one rank that takes
+        // most of an epoch, so a try lands mid-epoch about 4 times in 10. Twelve tries, at
+        // delays that keep moving against the epoch's period, make a miss rare.
+        for attempt in 0..<12 {
             var arguments = ["train", "--data", dataset.root, "--epochs", String(epochs), "-b", String(batchSize)]
                 + modelFlags
             arguments += attempt == 0 ? ["--run-dir", runDirectory] : ["--resume", runDirectory]
@@ -167,7 +170,7 @@ import Testing
             let epochEnded = try await process.waitForStdout(containing: "/\(epochs) loss ")
             try #require(epochEnded, "no epoch finished; stderr: \(process.stderr)")
             try await waitForReport(in: runDirectory, newerThan: Date().addingTimeInterval(-0.05))
-            try await Task.sleep(for: .milliseconds(min(100 << attempt, 800)))
+            try await Task.sleep(for: .milliseconds(min(100 << attempt, 800) + 37 * attempt))
             process.send(SIGINT)
             let stopped = try await process.finish()
 

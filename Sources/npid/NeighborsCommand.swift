@@ -49,7 +49,8 @@ enum NeighborsCommand {
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 
         let failuresOnly = options.has("--failures")
-        noteCaps(selection: selection, rows: failuresOnly ? nil : rowLimit, neighborCount: neighborCount, data: data)
+        noteCaps(selection: selection, rows: failuresOnly ? nil : rowLimit, neighborCount: neighborCount, data: data,
+                 defaults: Set(["--rows", "--neighbors"].filter { !options.has($0) }))
         let queries = try selection.indices(testLabels: data.test.labels, classCount: data.classNames.count,
                                             rows: failuresOnly ? nil : rowLimit, seed: seed)
         let queryStore = ImageStore(images: try queries.map { try data.test[$0] }, labels: queries.map { data.test.labels[$0] },
@@ -85,17 +86,20 @@ enum NeighborsCommand {
 
     /// Logs a note for each request that the data set is too small for, so that a picture
     /// smaller than requested is explained. `rows` is nil with --failures, where it caps the
-    /// failures found rather than the queries.
-    static func noteCaps(selection: QuerySelection, rows: Int?, neighborCount: Int, data: TrainingData) {
+    /// failures found rather than the queries. `defaults` names the flags left at their default
+    /// values, so that a note does not quote a flag the user never passed as theirs.
+    static func noteCaps(selection: QuerySelection, rows: Int?, neighborCount: Int, data: TrainingData,
+                         defaults: Set<String> = []) {
         let testImages = counted(data.test.count, "test image")
+        let quoted = { (flag: String) in defaults.contains(flag) ? "the default " + flag : flag }
         if case .random(let count) = selection, count > data.test.count {
             Console.log("note: --queries random:\(count) is more than the \(testImages); all \(data.test.count) are queries")
         }
         if selection == .cyclingClasses, let rows, rows > data.test.count {
-            Console.log("note: --rows \(rows) is more than the \(testImages); the picture has \(counted(data.test.count, "row"))")
+            Console.log("note: \(quoted("--rows")) \(rows) is more than the \(testImages); the picture has \(counted(data.test.count, "row"))")
         }
         if neighborCount > data.train.count {
-            Console.log("note: --neighbors \(neighborCount) is more than the \(counted(data.train.count, "training image")); each query gets \(data.train.count)")
+            Console.log("note: \(quoted("--neighbors")) \(neighborCount) is more than the \(counted(data.train.count, "training image")); each query gets \(data.train.count)")
         }
     }
 

@@ -183,6 +183,28 @@ import Testing
         #expect(rows.stdoutLines.count == testCount + 1, "stdout: \(rows.stdout)")
     }
 
+    @Test func neighborsNotesDefaultRows() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: dataRoot)
+        // Two test images per class: fewer than the 10 rows drawn by default.
+        for className in run.dataset.classNames {
+            let folder = dataRoot + "/test/" + className
+            for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted().dropFirst(2) {
+                try FileManager.default.removeItem(atPath: folder + "/" + name)
+            }
+        }
+        let testCount = 2 * run.dataset.classNames.count
+
+        let result = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", dataRoot,
+                                        "--out", scratch.path + "/nn.png", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderrLines == ["note: the default --rows 10 is more than the \(testCount) test images; the picture has \(testCount) rows"])
+    }
+
     @Test func neighborsChecksOutFolderFirst() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

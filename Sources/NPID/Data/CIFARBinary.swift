@@ -100,6 +100,10 @@ public enum CIFARDataset: String, Sendable, CaseIterable {
         }
         guard let folder = locate(in: directory) else {
             let trimmed = ImageFolder.trimTrailingSlashes(directory)
+            guard ImageFolder.isFolder(trimmed) else {
+                // No file list: the folder itself is what is missing.
+                throw DataError.missingCIFARFiles(folder: trimmed, dataset: displayName, missing: [])
+            }
             let nested = trimmed + "/" + folderName
             let reported = ImageFolder.isFolder(nested) ? nested : trimmed
             throw DataError.missingCIFARFiles(folder: reported, dataset: displayName,

@@ -25,7 +25,7 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
     case badImages(files: [BadImageFile])
     /// Every image of these classes failed to decode, so skipping the bad files leaves them empty.
     case noReadableImages(path: String, classNames: [String])
-    /// The folder lacks files of an extracted CIFAR binary archive.
+    /// The folder lacks files of an extracted CIFAR binary archive, or does not exist (no files listed).
     case missingCIFARFiles(folder: String, dataset: String, missing: [String])
     /// A CIFAR batch or class-name file does not have the official layout.
     case malformedCIFARFile(path: String, reason: String)
@@ -67,6 +67,9 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
             let noun = classNames.count == 1 ? "class folder" : "class folders"
             return "every image of \(noun) \(classNames.joined(separator: ", ")) in \(path) failed to decode, "
                 + "so none is left after skipping bad files; replace the files or remove the \(noun)"
+        case .missingCIFARFiles(let folder, let dataset, let missing) where missing.isEmpty:
+            return "folder \(folder) does not exist; pass --data the folder where the official \(dataset) "
+                + "binary archive was extracted, or add --download to fetch it"
         case .missingCIFARFiles(let folder, let dataset, let missing):
             return "folder \(folder) does not contain the \(dataset) binary files "
                 + "(missing \(missing.joined(separator: ", "))); pass --data the folder where the official "

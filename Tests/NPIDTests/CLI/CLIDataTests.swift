@@ -294,7 +294,7 @@ import Testing
         let result = try await CLI.run(["bench", "--loader", "--dataset", "cifar100"], in: scratch.path,
                                        environment: ["XDG_CACHE_HOME": cacheHome])
 
-        result.expectRejected(status: 2, message: "folder \(cacheHome)/swift-npid does not contain the CIFAR-100 binary files (missing train.bin, test.bin, fine_label_names.txt); pass --data the folder where the official binary archive was extracted, or add --download to fetch it")
+        result.expectRejected(status: 2, message: "folder \(cacheHome)/swift-npid does not exist; pass --data the folder where the official CIFAR-100 binary archive was extracted, or add --download to fetch it")
     }
 
     // MARK: Split folders, input size and the loader benchmark

@@ -94,6 +94,18 @@ import Testing
         #expect(expected.description == "folder \(folder) does not contain the CIFAR-10 binary files (missing data_batch_4.bin); pass --data the folder where the official binary archive was extracted, or add --download to fetch it")
     }
 
+    @Test func absentFolderIsNamedAsAbsent() throws {
+        let root = try TestImages.makeTemporaryFolder()
+        defer { TestImages.removeFolder(root) }
+        let absent = root + "/nowhere"
+
+        let expected = DataError.missingCIFARFiles(folder: absent, dataset: "CIFAR-10", missing: [])
+        #expect(throws: expected) {
+            try CIFARDataset.cifar10.load(split: .train, from: absent + "/")
+        }
+        #expect(expected.description == "folder \(absent) does not exist; pass --data the folder where the official CIFAR-10 binary archive was extracted, or add --download to fetch it")
+    }
+
     @Test func emptyFolderListsEveryFile() throws {
         let root = try TestImages.makeTemporaryFolder()
         defer { TestImages.removeFolder(root) }

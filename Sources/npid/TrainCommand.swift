@@ -92,6 +92,9 @@ enum TrainCommand {
             if options.has("--eval-untrained") && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {
                 resumeMessage! += "\nnote: --eval-untrained measures the network before its first step, which this run has passed, so it is skipped"
             }
+            if checkpoint.epochsDone >= configuration.epochs {
+                resumeMessage! += "\nnote: the run has finished its \(counted(configuration.epochs, "epoch", plural: "epochs")), so this only evaluates it again; pass --epochs \(configuration.epochs + 1) or more to train further"
+            }
             let savedEpochs = checkpoint.configuration.epochs
             if configuration.schedule == .cosine && configuration.epochs != savedEpochs
                 && (checkpoint.epochsDone > 0 || checkpoint.stepInEpoch > 0) {

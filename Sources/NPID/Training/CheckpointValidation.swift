@@ -203,8 +203,15 @@ extension Checkpoint {
             let onlyData = classNames.filter { !saved.contains($0) }
             var difference = "the classes are in another order"
             if !onlySaved.isEmpty || !onlyData.isEmpty {
-                let list = { (names: [String]) in names.isEmpty ? "none" : names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", ..." : "") }
-                difference = "only the checkpoint has \(list(onlySaved)), only the data has \(list(onlyData))"
+                let list = { (names: [String]) in names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", ..." : "") }
+                var sides: [String] = []
+                if !onlySaved.isEmpty {
+                    sides.append("only the checkpoint has \(list(onlySaved))")
+                }
+                if !onlyData.isEmpty {
+                    sides.append("only the data has \(list(onlyData))")
+                }
+                difference = sides.joined(separator: " and ")
             }
             throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); \(difference); pass the --data the run trained on")
         }

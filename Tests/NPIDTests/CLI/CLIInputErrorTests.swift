@@ -357,7 +357,7 @@ import Testing
         #expect(!result.timedOut)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stdout == "")
-        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); only the checkpoint has \(names[names.count - 1]), only the data has zebra; pass the --data the run trained on"])
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); only the checkpoint has \(names[names.count - 1]) and only the data has zebra; pass the --data the run trained on"])
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
 
         // Into another --run-dir, the check comes before the copy and names the original.
@@ -367,6 +367,20 @@ import Testing
         #expect(forked.status == 2, "stderr: \(forked.stderr)")
         #expect(forked.errorLines == result.errorLines)
         #expect(!FileManager.default.fileExists(atPath: fork), "the rejected resume left \(fork) behind")
+    }
+
+    @Test func resumeOfFinishedRunSaysHowToGoOn() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+
+        let result = try await CLI.run(["train", "--data", run.dataset.root, "--resume", run.runDirectory], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(Array(result.stderrLines.prefix(2)) == [
+            "resuming \(run.runDirectory) after epoch 2 of 2",
+            "note: the run has finished its 2 epochs, so this only evaluates it again; pass --epochs 3 or more to train further",
+        ])
     }
 
     @Test func resumeWithFewerEpochsIsRejected() async throws {

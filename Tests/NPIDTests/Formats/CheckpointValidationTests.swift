@@ -20,6 +20,22 @@ import Torch
         #expect(checkpoint.normalizationConstant == 7.25)
     }
 
+    @Test(arguments: [
+        (["airplane", "naïve \"quoted\" name", "日本", "zebra"], "only the data has zebra"),
+        (["airplane", "日本"], "only the checkpoint has naïve \"quoted\" name"),
+        (["日本", "airplane", "naïve \"quoted\" name"], "the classes are in another order"),
+    ])
+    func otherClassesNameOnlyTheDifference(dataClasses: [String], difference: String) throws {
+        let checkpoint = try CheckpointSamples.checkpoint()
+
+        #expect {
+            try checkpoint.checkClassNames(dataClasses, path: "c.safetensors")
+        } throws: { error in
+            let message = (error as? UsageError)?.message ?? ""
+            return message.hasSuffix("; \(difference); pass the --data the run trained on")
+        }
+    }
+
     @Test func flippedDataBitIsDamage() throws {
         let original = try CheckpointSamples.bytes()
         let recorded = try #require(try Safetensors.parse(original).metadata[Checkpoint.checksumKey])

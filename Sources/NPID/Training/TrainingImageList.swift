@@ -35,14 +35,16 @@ public enum TrainingImageList {
     }
 
     /// Returns the split folder of `paths` for messages: the folder above the first image's
-    /// class folder.
+    /// class folder, or for CIFAR records ("FOLDER/data_batch_1.bin[7]") the folder of the
+    /// batch files.
     static func folder(of paths: [String]) -> String {
         guard let first = paths.first else {
             return "the training split"
         }
         // Cut as text, so that a relative --data stays relative in the message.
         var components = first.split(separator: "/", omittingEmptySubsequences: false)
-        components.removeLast(min(2, components.count))
+        let isCIFARRecord = components.last.map { $0.hasSuffix("]") && $0.contains(".bin[") } ?? false
+        components.removeLast(min(isCIFARRecord ? 1 : 2, components.count))
         let folder = components.joined(separator: "/")
         if !folder.isEmpty {
             return folder

@@ -237,6 +237,32 @@ import Testing
         #expect(configuration?["imageSize"] as? Int == 32)
     }
 
+    @Test func cifarBankMismatchNamesBatchFolder() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let folder = try CIFARFixtures.writeCIFAR10(under: scratch.path + "/cifar")
+        let runDirectory = scratch.path + "/run"
+        let trained = try await CLI.run(["train", "--dataset", "cifar10", "--data", folder, "--run-dir", runDirectory,
+                                         "--epochs", "1", "--width", "4", "--low-dim", "8", "-b", "4", "--nce-k", "0",
+                                         "--knn-k", "3", "--workers", "0", "--threads", "1"],
+                                        in: scratch.path)
+        trained.expectSuccess()
+        // Swapping two batch files keeps the classes and the record count but pairs the
+        // records with other labels, so the bank's rows no longer fit the images.
+        let otherFolder = try CIFARFixtures.writeCIFAR10(under: scratch.path + "/other")
+        let first = otherFolder + "/data_batch_1.bin"
+        let second = otherFolder + "/data_batch_2.bin"
+        try FileManager.default.moveItem(atPath: first, toPath: otherFolder + "/swap")
+        try FileManager.default.moveItem(atPath: second, toPath: first)
+        try FileManager.default.moveItem(atPath: otherFolder + "/swap", toPath: second)
+
+        let result = try await CLI.run(["eval", "--checkpoint", runDirectory + "/checkpoint.safetensors",
+                                        "--dataset", "cifar10", "--data", otherFolder, "--threads", "1"],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "checkpoint \(runDirectory)/checkpoint.safetensors contains memory bank rows of other images than \(otherFolder): the classes and image counts match, but the file names differ; pass the --data the run trained on, or --recompute to compute the features of these images")
+    }
+
     @Test func downloadFetchesIntoCache() async throws {
         guard DatasetDownloadTests.programsAvailable("downloadFetchesIntoCache") else { return }
         let scratch = try CLIScratchFolder()

@@ -76,8 +76,12 @@ extension Checkpoint {
     ///   - fingerprint: `TrainingImageList`'s fingerprint of those images.
     public func checkResumable(imageCount: Int, paths: [String], classNames: [String], fingerprint: String?,
                                path: String) throws {
-        guard memoryBank.shape[0] == imageCount else {
-            throw UsageError("checkpoint \(path) has a memory bank of \(memoryBank.shape[0]) rows, but the data has \(imageCount) training images; resume with the same --data and --limit-per-class")
+        let rowCount = memoryBank.shape[0]
+        guard rowCount == imageCount else {
+            // A run with --on-bad-image skip has fewer rows than the folder has image files,
+            // and the launcher of --nproc counts files without decoding them.
+            let skipAdvice = rowCount < imageCount ? ", and with --on-bad-image skip if the run left out images that did not decode" : ""
+            throw UsageError("checkpoint \(path) has a memory bank of \(rowCount) rows, but the data has \(imageCount) training images; resume with the same --data and --limit-per-class\(skipAdvice)")
         }
         // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
         try checkClassNames(classNames, path: path)

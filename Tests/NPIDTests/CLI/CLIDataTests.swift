@@ -217,6 +217,29 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
+    /// The launcher counts image files without decoding them, so a run that left one out
+    /// has a bank row fewer than the folder has files. Its message points at the flag.
+    @Test func launcherResumeSuggestsSkipAgain() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let dataRoot = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: dataset.root, toPath: dataRoot)
+        let classFolder = dataRoot + "/train/" + dataset.classNames[0]
+        let firstImage = try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted()[0]
+        try scratch.write(Array("not an image".utf8), to: "data/train/\(dataset.classNames[0])/\(firstImage)")
+        let runDirectory = scratch.path + "/run"
+        let trained = try await CLI.run(["train", "--data", dataRoot, "--run-dir", runDirectory, "--epochs", "1",
+                                         "--on-bad-image", "skip"] + CLIRuns.smallModelFlags,
+                                        in: scratch.path)
+        trained.expectSuccess()
+
+        let result = try await CLI.run(["train", "--data", dataRoot, "--resume", runDirectory, "--epochs", "2",
+                                        "--nproc", "2", "--threads", "1"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "checkpoint \(runDirectory)/checkpoint.safetensors has a memory bank of \(dataset.trainCount - 1) rows, but the data has \(dataset.trainCount) training images; resume with the same --data and --limit-per-class, and with --on-bad-image skip if the run left out images that did not decode")
+    }
+
     // MARK: CIFAR binaries and downloads
 
     @Test func trainReadsCIFARBinaries() async throws {

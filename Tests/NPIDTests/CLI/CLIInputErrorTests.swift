@@ -318,7 +318,7 @@ import Testing
         #expect(!result.timedOut)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stdout == "")
-        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors has a memory bank of \(run.dataset.trainCount) rows, but the data has \(run.dataset.trainCount + 1) training images; resume with the same --data and --limit-per-class"])
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors has a memory bank of \(run.dataset.trainCount) rows, but the data has \(run.dataset.trainCount + 1) training images; resume with the same --data and --limit-per-class, and with --on-bad-image skip if the run left out images that did not decode"])
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
     }
 

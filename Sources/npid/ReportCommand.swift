@@ -63,7 +63,9 @@ enum ReportCommand {
         let dataRequest = try DataOptions.request(options, command: "report")
         let checkpointPath = runDirectory + "/" + Checkpoint.fileName
         guard FileManager.default.fileExists(atPath: checkpointPath) else {
-            throw UsageError("--data needs \(checkpointPath) to evaluate, and it does not exist; drop --data to rebuild the report from the saved files")
+            let dataFlags = ["--data", "--dataset", "--train-dir", "--test-dir"].filter(options.has)
+                .joined(separator: " and ")
+            throw UsageError("a new evaluation (\(dataFlags)) needs \(checkpointPath), which does not exist; drop \(dataFlags) to rebuild the report from the saved files")
         }
         let runtime = try runtimeOptions(options)
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)

@@ -237,6 +237,18 @@ import Testing
         result.expectRejected(status: 2, message: "--recompute needs --data ROOT, because only a new evaluation uses it")
     }
 
+    @Test func splitFoldersWithoutCheckpoint() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let run = try CLIRuns.copy(try await CLIRuns.twoEpochs.value, to: scratch.path + "/run")
+        try FileManager.default.removeItem(atPath: run.checkpointPath)
+
+        let result = try await CLI.run(["report", run.runDirectory, "--train-dir", run.dataset.root + "/train",
+                                        "--test-dir", run.dataset.root + "/test"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "a new evaluation (--train-dir and --test-dir) needs \(run.checkpointPath), which does not exist; drop --train-dir and --test-dir to rebuild the report from the saved files")
+    }
+
     /// Checks that each event record encodes exactly its epoch's scalars, whatever its wall time.
     static func expectEpochEvents(_ records: [[UInt8]], match metrics: [EpochMetrics],
                                   sourceLocation: SourceLocation = #_sourceLocation) {

@@ -71,6 +71,9 @@ public final class Trainer {
     var savedPosition: TrainingPosition?
     let trainLabels: Tensor
     let checkpointFiles: CheckpointFiles
+    /// `TrainingImageList`'s fingerprint of the training split, written into every checkpoint.
+    /// Computed once, because it reads the size of every image file.
+    lazy var trainingImagesFingerprint = TrainingImageList.fingerprint(of: data.train)
     /// This process's place in a data-parallel run; nil when it trains alone.
     let distributed: DistributedRun?
     /// Only this process writes into the run folder: rank 0, or a process training alone.
@@ -395,7 +398,7 @@ public final class Trainer {
             cpuRandomState: try SafetensorsTensor(name: "rng.cpu", tensor: random.state()),
             stepInEpoch: partialEpoch.stepCount, epochLossSum: partialEpoch.lossSum,
             epochImageCount: partialEpoch.imageCount, worldSize: worldSize,
-            trainingImages: TrainingImageList.fingerprint(of: data.train))
+            trainingImages: trainingImagesFingerprint)
         for warning in try checkpointFiles.save(checkpoint) {
             events(.message("warning: " + warning))
         }
@@ -422,8 +425,8 @@ public final class Trainer {
 
     /// Loads the state of `checkpoint`, read from `path`, after checking that it fits this data.
     func restore(_ checkpoint: Checkpoint, path: String) throws {
-        try checkpoint.checkResumable(imageCount: data.train.count, paths: data.train.paths, classNames: data.classNames,
-                                      fingerprint: TrainingImageList.fingerprint(of: data.train), path: path)
+        try checkpoint.checkResumable(imageCount: data.train.count, paths: data.train.paths, labels: data.train.labels,
+                                      classNames: data.classNames, path: path)
         let stepsPerEpoch = (data.train.count + configuration.batchSize - 1) / configuration.batchSize
         try checkpoint.checkResumable(into: model, stepsPerEpoch: stepsPerEpoch, trainCount: data.train.count,
                                       path: path)

@@ -4,9 +4,13 @@ import Foundation
 ///
 /// Row i of the bank is the feature of image i in dataset order. A folder with the same
 /// classes and image counts but other files would pair the saved rows with the wrong
-/// images. Every kNN vote, search match and resumed step would then be silently wrong. The fingerprint is the image count and a CRC-32C of each
-/// image's class and file name, in dataset order, written as "COUNT:CRC". Folders above
-/// the class folder are left out, so a dataset that was moved or copied still matches.
+/// images. Every kNN vote, search match and resumed step would then be silently wrong.
+///
+/// The fingerprint is a CRC-32C over each image's class, file name and size in bytes, in
+/// dataset order, written as "2/COUNT:CRC". Folders above the class folder are left out, so
+/// a dataset that was moved or copied still matches. The size distinguishes splits whose files
+/// share names (CIFAR-10's train/cat/0000.jpg and test/cat/0000.jpg). Version 1, "COUNT:CRC"
+/// without sizes, is still compared as written.
 public enum TrainingImageList {
     /// Returns the fingerprint of `store`, or nil when its images have no file names (images
     /// held only in memory).
@@ -17,21 +21,27 @@ public enum TrainingImageList {
         return fingerprint(paths: store.paths, labels: store.labels, classNames: store.classNames)
     }
 
-    /// Returns the fingerprint of a scanned folder, before any image is decoded.
-    public static func fingerprint(of folder: ImageFolder) -> String? {
-        fingerprint(paths: folder.paths, labels: folder.labels, classNames: folder.classNames)
-    }
-
-    static func fingerprint(paths: [String], labels: [Int], classNames: [String]) -> String? {
+    /// Returns the fingerprint of `paths` in the version of `saved`, a stored fingerprint
+    /// (the current version when nil), so that the two compare.
+    static func fingerprint(paths: [String], labels: [Int], classNames: [String], like saved: String? = nil) -> String? {
         guard !paths.isEmpty else {
             return nil
         }
+        let withSizes = saved.map { $0.hasPrefix("2/") } ?? true
         var crc = CRC32C()
         for (path, label) in zip(paths, labels) {
             let fileName = path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
-            crc.update(classNames[label] + "/" + fileName + "\n")
+            guard withSizes else {
+                crc.update(classNames[label] + "/" + fileName + "\n")
+                continue
+            }
+            // CIFAR records ("data_batch_1.bin[7]") are no files; their names are unique already.
+            var status = stat()
+            let size = stat(path, &status) == 0 ? String(status.st_size) : "-"
+            crc.update(classNames[label] + "/" + fileName + " " + size + "\n")
         }
-        return "\(paths.count):\(Checkpoint.hexadecimal(crc.value))"
+        let value = "\(paths.count):\(Checkpoint.hexadecimal(crc.value))"
+        return withSizes ? "2/" + value : value
     }
 
     /// Returns the split folder of `paths` for messages: the folder above the first image's
@@ -58,23 +68,29 @@ extension Checkpoint {
     /// written before the fingerprint was saved, and stores without file names, pass.
     /// - Parameter advice: what to do instead, ending the message.
     public func checkTrainingImages(_ store: ImageStore, path: String, advice: String) throws {
-        try checkTrainingImages(fingerprint: TrainingImageList.fingerprint(of: store), paths: store.paths,
+        guard store.paths.count == store.count else {
+            return
+        }
+        try checkTrainingImages(paths: store.paths, labels: store.labels, classNames: store.classNames,
                                 path: path, advice: advice)
     }
 
-    func checkTrainingImages(fingerprint current: String?, paths: [String], path: String, advice: String) throws {
-        guard let saved = trainingImages, let current, saved != current else {
+    func checkTrainingImages(paths: [String], labels: [Int], classNames: [String], path: String,
+                             advice: String) throws {
+        guard let saved = trainingImages,
+              let current = TrainingImageList.fingerprint(paths: paths, labels: labels, classNames: classNames, like: saved),
+              saved != current else {
             return
         }
-        throw UsageError("checkpoint \(path) contains memory bank rows of other images than \(TrainingImageList.folder(of: paths)): the classes and image counts match, but the file names differ; \(advice)")
+        throw UsageError("checkpoint \(path) contains memory bank rows of other images than \(TrainingImageList.folder(of: paths)): the classes and image counts match, but the file names or sizes differ; \(advice)")
     }
 
     /// Checks that a run resumed from this checkpoint trains on the images it was trained on:
-    /// as many images as bank rows, the same classes and the same file names.
+    /// as many images as bank rows, the same classes and the same file names and sizes.
     /// - Parameters:
     ///   - paths: the training images' files in dataset order, or none for images held in memory.
-    ///   - fingerprint: `TrainingImageList`'s fingerprint of those images.
-    public func checkResumable(imageCount: Int, paths: [String], classNames: [String], fingerprint: String?,
+    ///   - labels: the class index of each of `paths`.
+    public func checkResumable(imageCount: Int, paths: [String], labels: [Int], classNames: [String],
                                path: String) throws {
         let rowCount = memoryBank.shape[0]
         guard rowCount == imageCount else {
@@ -85,14 +101,17 @@ extension Checkpoint {
         }
         // Bank rows are images by index, so a folder with other classes would pair them with wrong files.
         try checkClassNames(classNames, path: path)
-        try checkTrainingImages(fingerprint: fingerprint, paths: paths, path: path,
+        guard paths.count == imageCount else {
+            return
+        }
+        try checkTrainingImages(paths: paths, labels: labels, classNames: classNames, path: path,
                                 advice: "resume with the --data the run trained on, or start a new run on these images")
     }
 
     /// Checks, before any image is decoded, that `folder` is the training split of this
     /// checkpoint's run, as `checkResumable(imageCount:)` does once the images are loaded.
     public func checkResumable(onFolder folder: ImageFolder, path: String) throws {
-        try checkResumable(imageCount: folder.count, paths: folder.paths, classNames: folder.classNames,
-                           fingerprint: TrainingImageList.fingerprint(of: folder), path: path)
+        try checkResumable(imageCount: folder.count, paths: folder.paths, labels: folder.labels,
+                           classNames: folder.classNames, path: path)
     }
 }

@@ -91,7 +91,7 @@ import Testing
         let launched = try await CLI.run(["train", "--data", dataRoot, "--resume", run.runDirectory, "--epochs", "3",
                                           "--nproc", "2", "--threads", "1"], in: scratch.path)
 
-        let problem = "checkpoint \(run.checkpointPath) contains memory bank rows of other images than \(dataRoot)/train: the classes and image counts match, but the file names differ"
+        let problem = "checkpoint \(run.checkpointPath) contains memory bank rows of other images than \(dataRoot)/train: the classes and image counts match, but the file names or sizes differ"
         evaluated.expectRejected(status: 2, message: problem + "; pass the --data the run trained on, or --recompute to compute the features of these images")
         #expect(resumed.status == 2, "stderr: \(resumed.stderr)")
         #expect(resumed.errorLines == ["npid: error: " + problem + "; resume with the --data the run trained on, or start a new run on these images"])

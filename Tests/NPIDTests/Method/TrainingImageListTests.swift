@@ -14,9 +14,33 @@ import Testing
         let store = Self.store(root: "/data/train", names: ["cat/0001.jpg", "cat/0002.jpg", "dog/0001.png"],
                                labels: [0, 0, 1])
 
-        // CRC-32C of "cat/0001.jpg\ncat/0002.jpg\ndog/0001.png\n", computed with a bitwise
-        // implementation of the reflected polynomial 0x82F63B78 in Python.
-        #expect(TrainingImageList.fingerprint(of: store) == "3:be7e5b72")
+        // CRC-32C values computed with a bitwise implementation of the reflected polynomial
+        // 0x82F63B78 in Python. These files do not exist, so their sizes read "-".
+        // Version 2: "cat/0001.jpg -\ncat/0002.jpg -\ndog/0001.png -\n".
+        #expect(TrainingImageList.fingerprint(of: store) == "2/3:2e2e4670")
+        // Version 1, names only: "cat/0001.jpg\ncat/0002.jpg\ndog/0001.png\n".
+        let version1 = TrainingImageList.fingerprint(paths: store.paths, labels: store.labels,
+                                                     classNames: store.classNames, like: "3:00000000")
+        #expect(version1 == "3:be7e5b72")
+    }
+
+    @Test func sameNamesOfOtherSizesDiffer() throws {
+        let root = try TestImages.makeTemporaryFolder()
+        defer { TestImages.removeFolder(root) }
+        // Two splits whose files share names, as CIFAR-10's train/ and test/ folders do.
+        for (split, bytes) in [("train", 10), ("test", 11)] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(split)/cat", withIntermediateDirectories: true)
+            try Data(repeating: 7, count: bytes).write(to: URL(fileURLWithPath: "\(root)/\(split)/cat/0000.jpg"))
+        }
+        let train = Self.store(root: root + "/train", names: ["cat/0000.jpg"], labels: [0], classNames: ["cat"])
+        let test = Self.store(root: root + "/test", names: ["cat/0000.jpg"], labels: [0], classNames: ["cat"])
+
+        #expect(TrainingImageList.fingerprint(of: train) != TrainingImageList.fingerprint(of: test))
+        let version1 = { (store: ImageStore) in
+            TrainingImageList.fingerprint(paths: store.paths, labels: store.labels, classNames: store.classNames,
+                                          like: "1:00000000")
+        }
+        #expect(version1(train) == version1(test))
     }
 
     @Test func movedDatasetKeepsItsFingerprint() throws {
@@ -43,7 +67,7 @@ import Testing
         checkpoint.trainingImages = "2:00000000"
         let store = Self.store(root: "data/train", names: ["cat/a.jpg", "dog/b.jpg"], labels: [0, 1])
 
-        #expect(throws: UsageError("checkpoint c.safetensors contains memory bank rows of other images than data/train: the classes and image counts match, but the file names differ; do this")) {
+        #expect(throws: UsageError("checkpoint c.safetensors contains memory bank rows of other images than data/train: the classes and image counts match, but the file names or sizes differ; do this")) {
             try checkpoint.checkTrainingImages(store, path: "c.safetensors", advice: "do this")
         }
     }
@@ -67,7 +91,7 @@ import Testing
         try restored.checkTrainingImages(store, path: "c.safetensors", advice: "unused")
 
         let other = Self.store(root: "/data/train", names: ["cat/a.jpg", "dog/z.jpg"], labels: [0, 1])
-        #expect(throws: UsageError("checkpoint c.safetensors contains memory bank rows of other images than /data/train: the classes and image counts match, but the file names differ; do this")) {
+        #expect(throws: UsageError("checkpoint c.safetensors contains memory bank rows of other images than /data/train: the classes and image counts match, but the file names or sizes differ; do this")) {
             try restored.checkTrainingImages(other, path: "c.safetensors", advice: "do this")
         }
     }

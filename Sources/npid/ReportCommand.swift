@@ -42,7 +42,7 @@ enum ReportCommand {
         let evaluatesAgain = ["--data", "--dataset", "--train-dir", "--test-dir"].contains(where: options.has)
         for flag in ["--recompute", "--knn-k", "--knn-t", "--on-bad-image", "--download", "--cache-mb"]
         where options.has(flag) && !evaluatesAgain {
-            throw UsageError("\(flag) needs --data ROOT, because only a new evaluation uses it")
+            throw UsageError("\(flag) needs a data option (--data ROOT, or --train-dir and --test-dir), because only a new evaluation uses it")
         }
 
         if evaluatesAgain {

@@ -76,7 +76,7 @@ public final class TrainedModel {
             throw UsageError("checkpoint \(checkpointPath) has a memory bank of \(rows) rows but the training split has \(store.count) images; use the same --data and limits as the training run, or pass --recompute")
         }
         try checkpoint.checkTrainingImages(store, path: checkpointPath,
-                                           advice: "pass the --data the run trained on, or --recompute to compute the features of these images")
+                                           advice: "pass the data folder the run trained on, or --recompute to compute the features of these images")
         return try checkpoint.memoryBank.tensor().to(device: runtime.device)
     }
 

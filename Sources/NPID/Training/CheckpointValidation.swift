@@ -213,7 +213,7 @@ extension Checkpoint {
                 }
                 difference = sides.joined(separator: " and ")
             }
-            throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); \(difference); pass the --data the run trained on")
+            throw UsageError("checkpoint \(path) was trained on classes \(saved.prefix(5).joined(separator: ", "))\(saved.count > 5 ? ", ..." : "") (\(saved.count) in all), but the data has \(classNames.prefix(5).joined(separator: ", "))\(classNames.count > 5 ? ", ..." : "") (\(classNames.count)); \(difference); pass the data folder the run trained on")
         }
     }
 }

@@ -105,7 +105,7 @@ extension Checkpoint {
             return
         }
         try checkTrainingImages(paths: paths, labels: labels, classNames: classNames, path: path,
-                                advice: "resume with the --data the run trained on, or start a new run on these images")
+                                advice: "resume with the data folder the run trained on, or start a new run on these images")
     }
 
     /// Checks, before any image is decoded, that `folder` is the training split of this

@@ -283,7 +283,7 @@ import Testing
                                         "--dataset", "cifar10", "--data", otherFolder, "--threads", "1"],
                                        in: scratch.path)
 
-        result.expectRejected(status: 2, message: "checkpoint \(runDirectory)/checkpoint.safetensors contains memory bank rows of other images than \(otherFolder): the classes and image counts match, but the file names or sizes differ; pass the --data the run trained on, or --recompute to compute the features of these images")
+        result.expectRejected(status: 2, message: "checkpoint \(runDirectory)/checkpoint.safetensors contains memory bank rows of other images than \(otherFolder): the classes and image counts match, but the file names or sizes differ; pass the data folder the run trained on, or --recompute to compute the features of these images")
     }
 
     @Test func downloadFetchesIntoCache() async throws {

@@ -92,10 +92,10 @@ import Testing
                                           "--nproc", "2", "--threads", "1"], in: scratch.path)
 
         let problem = "checkpoint \(run.checkpointPath) contains memory bank rows of other images than \(dataRoot)/train: the classes and image counts match, but the file names or sizes differ"
-        evaluated.expectRejected(status: 2, message: problem + "; pass the --data the run trained on, or --recompute to compute the features of these images")
+        evaluated.expectRejected(status: 2, message: problem + "; pass the data folder the run trained on, or --recompute to compute the features of these images")
         #expect(resumed.status == 2, "stderr: \(resumed.stderr)")
-        #expect(resumed.errorLines == ["npid: error: " + problem + "; resume with the --data the run trained on, or start a new run on these images"])
-        launched.expectRejected(status: 2, message: problem + "; resume with the --data the run trained on, or start a new run on these images")
+        #expect(resumed.errorLines == ["npid: error: " + problem + "; resume with the data folder the run trained on, or start a new run on these images"])
+        launched.expectRejected(status: 2, message: problem + "; resume with the data folder the run trained on, or start a new run on these images")
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
         recomputed.expectSuccess()
     }

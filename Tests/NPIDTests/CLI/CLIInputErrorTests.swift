@@ -357,7 +357,7 @@ import Testing
         #expect(!result.timedOut)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(result.stdout == "")
-        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); only the checkpoint has \(names[names.count - 1]) and only the data has zebra; pass the --data the run trained on"])
+        #expect(result.errorLines == ["npid: error: checkpoint \(run.runDirectory)/checkpoint.safetensors was trained on classes \(names.joined(separator: ", ")) (\(names.count) in all), but the data has \(renamed.joined(separator: ", ")) (\(names.count)); only the checkpoint has \(names[names.count - 1]) and only the data has zebra; pass the data folder the run trained on"])
         #expect(try CLIFiles.snapshot(run.runDirectory) == before, "the run folder changed")
 
         // Into another --run-dir, the check comes before the copy and names the original.

@@ -234,7 +234,7 @@ import Testing
 
         let result = try await CLI.run(["report", run.runDirectory, "--recompute"], in: scratch.path)
 
-        result.expectRejected(status: 2, message: "--recompute needs --data ROOT, because only a new evaluation uses it")
+        result.expectRejected(status: 2, message: "--recompute needs a data option (--data ROOT, or --train-dir and --test-dir), because only a new evaluation uses it")
     }
 
     @Test func splitFoldersWithoutCheckpoint() async throws {

@@ -32,7 +32,7 @@ import Torch
             try checkpoint.checkClassNames(dataClasses, path: "c.safetensors")
         } throws: { error in
             let message = (error as? UsageError)?.message ?? ""
-            return message.hasSuffix("; \(difference); pass the --data the run trained on")
+            return message.hasSuffix("; \(difference); pass the data folder the run trained on")
         }
     }
 

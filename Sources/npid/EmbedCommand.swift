@@ -35,13 +35,7 @@ enum EmbedCommand {
         let checkpointPath = try options.requiredString("--checkpoint")
         let imageRoot = try options.requiredString("--images")
         let outputPath = try options.requiredString("--out")
-        var layer = FeatureLayer.embedding
-        if let name = options.string("--layer") {
-            guard let chosen = FeatureLayer(rawValue: name) else {
-                throw UsageError("unknown --layer '\(name)'; choose embedding or pooled")
-            }
-            layer = chosen
-        }
+        let layer = try featureLayerOption(options, default: .embedding)
         let policy = try DataOptions.badImagePolicy(options)
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")

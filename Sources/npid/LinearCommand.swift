@@ -41,13 +41,7 @@ enum LinearCommand {
         if let value = try options.double("--weight-decay") { probe.weightDecay = value }
         if options.has("--seed") { probe.seed = try seedOption(options) }
         try probe.validate()
-        var layer = FeatureLayer.pooled
-        if let name = options.string("--layer") {
-            guard let chosen = FeatureLayer(rawValue: name) else {
-                throw UsageError("unknown --layer '\(name)'; choose pooled or embedding")
-            }
-            layer = chosen
-        }
+        let layer = try featureLayerOption(options, default: .pooled)
         let dataRequest = try DataOptions.request(options, command: "linear")
         let runtime = try runtimeOptions(options)
         try requireFile(checkpointPath, flag: "--checkpoint")

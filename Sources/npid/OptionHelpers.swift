@@ -12,6 +12,19 @@ func seedOption(_ options: ParsedOptions) throws -> UInt64 {
     return seed
 }
 
+/// Reads --layer, or returns `defaultLayer` when it is not given. The message lists the
+/// default first, as each command's help does.
+func featureLayerOption(_ options: ParsedOptions, default defaultLayer: FeatureLayer) throws -> FeatureLayer {
+    guard let name = options.string("--layer") else {
+        return defaultLayer
+    }
+    guard let layer = FeatureLayer(rawValue: name) else {
+        let other: FeatureLayer = defaultLayer == .embedding ? .pooled : .embedding
+        throw UsageError("unknown --layer '\(name)'; choose \(defaultLayer.rawValue) or \(other.rawValue)")
+    }
+    return layer
+}
+
 /// Throws a usage error naming `flag` when `path` does not exist or is a folder.
 func requireFile(_ path: String, flag: String) throws {
     var isFolder: ObjCBool = false

@@ -10,7 +10,7 @@ enum SearchCommand {
         OptionSpec("--train-dir", value: "DIR", help: "training split folder the run trained on (one sub-folder per class), instead of --data"),
         OptionSpec("--index", value: "FILE", help: "embeddings file written by npid embed with this checkpoint; its images are searched instead of --data"),
         OptionSpec("--top", value: "N", help: "most similar training images per query (default 10)"),
-        OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query (blue frame), then its matches, framed green or red when they share the class of the query's folder or not, grey when that folder is no class"),
+        OptionSpec("--out", value: "FILE.png", help: "also draw one row per query: the query (blue frame), then its matches, framed green when they share the class of the query's folder, red when not, and grey when the folder is not a class"),
         OptionSpec("--recompute", help: "search training features recomputed without augmentation instead of the memory bank"),
         OptionSpec("--layer", value: "NAME", help: "with --recompute: embedding (the D-dim feature the memory bank stores) or pooled (backbone output before the projection) (default embedding)"),
         DataOptions.badImageSpec,
@@ -55,18 +55,14 @@ enum SearchCommand {
         if indexPath != nil && options.has("--recompute") {
             throw UsageError("--recompute applies to --data; an --index file already contains features computed without augmentation")
         }
-        var layer = FeatureLayer.embedding
-        if let name = options.string("--layer") {
-            guard let chosen = FeatureLayer(rawValue: name) else {
-                throw UsageError("unknown --layer '\(name)'; choose embedding or pooled")
-            }
+        let layer = try featureLayerOption(options, default: .embedding)
+        if options.has("--layer") {
             guard indexPath == nil else {
                 throw UsageError("--layer applies to --data; an --index file already records the layer npid embed computed")
             }
-            guard chosen == .embedding || options.has("--recompute") else {
-                throw UsageError("--layer \(name) needs --recompute, because the memory bank stores only the embedding")
+            guard layer == .embedding || options.has("--recompute") else {
+                throw UsageError("--layer \(layer.rawValue) needs --recompute, because the memory bank stores only the embedding")
             }
-            layer = chosen
         }
         let queryPaths = options.positional
         guard !queryPaths.isEmpty else {

@@ -182,7 +182,7 @@ public struct RunReport {
     private func summarySection() -> String {
         var cards: [(String, String)] = []
         if let last = metrics.last {
-            // The epoch's figures come from the memory bank; the kNN section below may hold a
+            // The epoch's figures come from the memory bank. The kNN section below may show a
             // later evaluation against recomputed features, so the cards name their source.
             if let top1 = last.knnTop1 {
                 cards.append(("kNN top-1, memory bank", String(format: "%.2f%%", top1)))

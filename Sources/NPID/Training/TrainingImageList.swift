@@ -35,7 +35,7 @@ public enum TrainingImageList {
                 crc.update(classNames[label] + "/" + fileName + "\n")
                 continue
             }
-            // CIFAR records ("data_batch_1.bin[7]") are no files; their names are unique already.
+            // CIFAR records ("data_batch_1.bin[7]") are not files, and their names are already unique.
             var status = stat()
             let size = stat(path, &status) == 0 ? String(status.st_size) : "-"
             crc.update(classNames[label] + "/" + fileName + " " + size + "\n")

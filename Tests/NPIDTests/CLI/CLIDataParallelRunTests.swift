@@ -156,9 +156,9 @@ import Testing
         // The epoch's line comes before its report, and a signal sent before the report is
         // written lands before the next epoch's first step. So each try waits for the report,
         // then a little longer than the try before, but not so long that the run ends first.
-        // A signal during the evaluation also stops at the epoch's end; on one rank that takes
-        // most of an epoch, so a try lands mid-epoch about 4 times in 10. Twelve tries, at
-        // delays that keep moving against the epoch's period, make a miss rare.
+        // A signal during the evaluation also stops at the epoch's end. On one rank the
+        // evaluation takes most of an epoch, so by estimate only 4 tries in 10 land mid-epoch.
+        // Twelve tries, at delays that shift against the epoch's period, make a miss rare.
         for attempt in 0..<12 {
             var arguments = ["train", "--data", dataset.root, "--epochs", String(epochs), "-b", String(batchSize)]
                 + modelFlags

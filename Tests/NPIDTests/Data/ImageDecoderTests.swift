@@ -181,7 +181,7 @@ import Testing
         let image = TestImages.noise(width: 16, height: 8, seed: 9)
         let plain = TestImages.encodeJPEG(image, quality: 95)
         // APP1 "Exif": a little-endian TIFF header and one IFD entry, Orientation (0x0112) = 6,
-        // which asks viewers to turn the picture 90° clockwise.
+        // which tells viewers to rotate the picture 90° clockwise.
         let tiff: [UInt8] = [0x49, 0x49, 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,
                              0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00,
                              0x00, 0x00, 0x00, 0x00]

@@ -20,6 +20,12 @@ enum Console {
         write(line + "\n", to: .standardError)
     }
 
+    /// Writes a progress line even on a quiet rank, for news that only that rank has.
+    static func logFromAnyRank(_ line: String) {
+        clearProgress()
+        write(line + "\n", to: .standardError)
+    }
+
     static func error(_ message: String) {
         clearProgress()
         write("npid: error: " + message + "\n", to: .standardError)

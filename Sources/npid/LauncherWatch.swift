@@ -16,17 +16,24 @@ enum LauncherWatch {
 
     /// Starts checking twice a second that the launcher named in `environment` is still this
     /// process's parent. Does nothing for a process that no npid launcher started.
-    static func start(environment: [String: String]) {
+    static func start(environment: [String: String], rank: Int) {
         guard let text = environment[environmentKey], let launcher = pid_t(text) else { return }
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now(), repeating: .milliseconds(500))
         timer.setEventHandler { [timer] in
             guard getppid() != launcher else { return }
             timer.cancel()
-            Console.log("npid: the launcher (pid \(launcher)) has exited; stopping this rank as on SIGTERM")
+            // Every rank says so, because with the launcher gone nothing else explains the stop.
+            Console.logFromAnyRank("npid: rank \(rank): the launcher (pid \(launcher)) has exited; stopping as on SIGTERM")
             kill(getpid(), SIGTERM)
         }
         timer.resume()
         self.timer = timer
+    }
+
+    /// Stops checking. A rank that has already stopped, at another rank's request, calls
+    /// this so that the launcher's exit while it shuts down does not announce a second stop.
+    static func stop() {
+        timer?.cancel()
     }
 }

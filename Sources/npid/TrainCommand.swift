@@ -186,8 +186,8 @@ enum TrainCommand {
         defer { withExtendedLifetime(folderLock) {} }
 
         let signals = benchSteps == nil ? StopSignals.install(runDirectory: runDirectory) : nil
-        if distributedSettings != nil {
-            LauncherWatch.start(environment: environment)
+        if let settings = distributedSettings {
+            LauncherWatch.start(environment: environment, rank: settings.rank)
         }
         let data = try DataOptions.load(dataRequest, limitPerClass: configuration.limitPerClass,
                                         testLimitPerClass: configuration.testLimitPerClass, logsDecodeTime: true)
@@ -237,6 +237,7 @@ enum TrainCommand {
                 }
             }
         } catch let stop as TrainingInterrupted {
+            LauncherWatch.stop()
             // A rank without a signal of its own stopped because another rank received one.
             let number = signals?.signalNumber ?? SIGTERM
             let cause = signals?.signalNumber == nil ? "at another rank's request" : "by \(StopSignals.name(of: number))"

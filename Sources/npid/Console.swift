@@ -20,7 +20,7 @@ enum Console {
         write(line + "\n", to: .standardError)
     }
 
-    /// Writes a progress line even on a quiet rank, for news that only that rank has.
+    /// Writes a log line even on a quiet rank, for an event that only this rank observed.
     static func logFromAnyRank(_ line: String) {
         clearProgress()
         write(line + "\n", to: .standardError)

@@ -23,7 +23,7 @@ enum LauncherWatch {
         timer.setEventHandler { [timer] in
             guard getppid() != launcher else { return }
             timer.cancel()
-            // Every rank says so, because with the launcher gone nothing else explains the stop.
+            // Every rank prints this, because with the launcher gone nothing else explains the stop.
             Console.logFromAnyRank("npid: rank \(rank): the launcher (pid \(launcher)) has exited; stopping as on SIGTERM")
             kill(getpid(), SIGTERM)
         }
@@ -31,8 +31,8 @@ enum LauncherWatch {
         self.timer = timer
     }
 
-    /// Stops checking. A rank that has already stopped, at another rank's request, calls
-    /// this so that the launcher's exit while it shuts down does not announce a second stop.
+    /// Stops checking. A rank that already stopped at another rank's request calls this, so
+    /// that the launcher's exit during its shutdown does not start a second stop.
     static func stop() {
         timer?.cancel()
     }

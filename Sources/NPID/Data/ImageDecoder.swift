@@ -123,8 +123,10 @@ public enum ImageDecoder {
             var height: Int32 = 0
             var subsampling: Int32 = 0
             var colorspace: Int32 = 0
+            // Padding before the start-of-scan marker draws its warning while the header is read.
             guard tjDecompressHeader3(handle, jpeg.baseAddress, jpegSize,
-                                      &width, &height, &subsampling, &colorspace) == 0 else {
+                                      &width, &height, &subsampling, &colorspace) == 0
+                    || isHarmlessJPEGWarning(turboJPEGMessage(handle), handle: handle, jpeg: jpeg) else {
                 throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
             }
             let pixelWidth = Int(width)
@@ -146,15 +148,26 @@ public enum ImageDecoder {
             // count as failures, because libjpeg-turbo fills the missing part with grey. Stopping at the
             // first warning saves decoding the rest of a broken file, and the scan limit stops progressive
             // files with thousands of tiny scans, which take minutes to decode.
-            // NOTE: this also rejects files that other readers accept with a warning, such as
-            // "extraneous bytes before marker".
-            let flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
+            let strictFlags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
             let decoded = try [UInt8](unsafeUninitializedCapacity: pixelWidth * pixelHeight * channels) {
                 buffer, initializedCount in
-                let status = tjDecompress2(handle, jpeg.baseAddress, jpegSize, buffer.baseAddress,
-                                           width, 0, height, pixelFormat, flags)
-                guard status == 0 else {
-                    throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
+                let output = buffer.baseAddress
+                let decompress = { (flags: Int32) in
+                    tjDecompress2(handle, jpeg.baseAddress, jpegSize, output,
+                                  width, 0, height, pixelFormat, flags)
+                }
+                if decompress(strictFlags) != 0 {
+                    let message = turboJPEGMessage(handle)
+                    let failure = DataError.corruptImage(path: path, message: "libjpeg-turbo: " + message)
+                    guard isHarmlessJPEGWarning(message, handle: handle, jpeg: jpeg) else { throw failure }
+
+                    // Padding stopped the strict pass, so the file is decoded again past warnings.
+                    // NOTE: libjpeg-turbo reports only the first warning, so damage after the padding
+                    // is accepted with the pixels that libjpeg-turbo recovers.
+                    let lenientStatus = decompress(strictFlags & ~TJFLAG_STOPONWARNING)
+                    guard lenientStatus == 0 || isHarmlessJPEGWarning(turboJPEGMessage(handle), handle: handle, jpeg: jpeg) else {
+                        throw failure
+                    }
                 }
                 initializedCount = buffer.count
             }
@@ -165,6 +178,17 @@ public enum ImageDecoder {
             }
             return RGBImage(width: pixelWidth, height: pixelHeight, pixels: decoded)
         }
+    }
+
+    /// Returns whether the decoder's failure was the warning "extraneous bytes before marker" in a
+    /// file that still ends with the end-of-image marker. Pillow opens such padded files, and the
+    /// padding does not change the pixels.
+    static func isHarmlessJPEGWarning(_ message: String, handle: tjhandle, jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
+        // Only the first warning is reported, so the end marker is what rules out a truncated
+        // file that also has padding.
+        tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue)
+            && message.contains("extraneous bytes before marker")
+            && jpeg.count >= 2 && jpeg[jpeg.count - 2] == 0xFF && jpeg[jpeg.count - 1] == 0xD9
     }
 
     static func turboJPEGMessage(_ handle: tjhandle) -> String {

@@ -71,6 +71,33 @@ import Testing
         #expect(error!.description.contains("/data/cat/0001.jpg"))
     }
 
+    /// Bytes before the end marker or the scan draw only a warning, and the pixels stay those
+    /// of the file without them.
+    @Test(arguments: [0xD9, 0xDA] as [UInt8])
+    func paddedJPEGDecodesLikeOriginal(beforeMarker marker: UInt8) throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 24, seed: 2))
+        var padded = jpeg
+        let markerOffset = try #require(TestImages.jpegMarkerOffset(jpeg, marker))
+        padded.insert(contentsOf: [0x00, 0x11, 0x22], at: markerOffset)
+
+        let original = try ImageDecoder.decode(bytes: jpeg, path: "plain.jpg")
+        let decoded = try ImageDecoder.decode(bytes: padded, path: "padded.jpg")
+        #expect(decoded == original)
+    }
+
+    /// Padding does not excuse a truncated file: without its end marker the file is rejected.
+    @Test func paddedTruncatedJPEGRejected() throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 3))
+        var padded = jpeg
+        let scanStart = try #require(TestImages.jpegMarkerOffset(jpeg, 0xDA))
+        padded.insert(contentsOf: [0x00, 0x11], at: scanStart)
+        let truncated = Array(padded.prefix(padded.count * 3 / 4))
+
+        #expect(throws: DataError.self) {
+            try ImageDecoder.decode(bytes: truncated, path: "cut.jpg")
+        }
+    }
+
     @Test func oversizedJPEGHeaderRejected() throws {
         var jpeg = TestImages.encodeJPEG(TestImages.gradient(width: 16, height: 16))
         // Patch the baseline SOF0 segment (FF C0, length, precision, height, width) to 60000 x 60000.

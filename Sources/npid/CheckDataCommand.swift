@@ -103,6 +103,20 @@ enum CheckDataCommand {
                 Console.output("  \(file.path): \(file.error.reason)")
             }
         }
+
+        // npid reads only the images directly in a class folder, so images sorted into deeper
+        // folders would be missing from training without a word.
+        let unreadFolders = reports.flatMap(\.scan.folder.unreadFolders)
+        if !unreadFolders.isEmpty {
+            let listedCount = 10
+            Console.output("folders inside class folders, not read (\(unreadFolders.count)):")
+            for folder in unreadFolders.prefix(listedCount) {
+                Console.output("  \(folder)")
+            }
+            if unreadFolders.count > listedCount {
+                Console.output("  and \(unreadFolders.count - listedCount) more")
+            }
+        }
     }
 
     /// Prints one row per class with its good images in each split, and a total row.

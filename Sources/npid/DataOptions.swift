@@ -33,6 +33,17 @@ enum DataOptions {
         Console.log("warning: left out \(files.count) bad \(noun) (--on-bad-image skip): " + DataError.listBadFiles(files))
     }
 
+    /// Warns of folders inside class folders, because a user who sorted images into them would
+    /// otherwise see fewer images than expected without a reason.
+    static func logUnread(_ folders: [String]) {
+        guard let first = folders.first else {
+            return
+        }
+        let noun = folders.count == 1 ? "folder" : "folders"
+        Console.log("note: \(folders.count) \(noun) inside class folders, such as \(first), are not read; "
+                    + "npid reads only the images directly in each class folder")
+    }
+
     /// The data a command asked for, checked before anything is read or downloaded.
     struct Request {
         var source: DataSource
@@ -129,6 +140,7 @@ enum DataOptions {
                                data.train.count, data.test.count, Date().timeIntervalSince(started)))
         }
         logSkipped(data.skippedFiles)
+        logUnread(data.unreadFolders)
         let uncached = data.train.count + data.test.count - data.train.cachedCount - data.test.cachedCount
         if uncached > 0 {
             Console.log(String(format: "%d of %d decoded images (%.0f MB) fit the --cache-mb budget of %.0f MB; the other %d are decoded again at every read",

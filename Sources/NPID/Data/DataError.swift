@@ -6,10 +6,12 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
     case missingFolder(path: String)
     /// The split folder exists but contains no class sub-folders.
     case noClassFolders(path: String)
-    /// Some class sub-folders contain no .jpg, .jpeg or .png files.
-    case emptyClassFolders(path: String, classNames: [String])
-    /// No class sub-folder contains a .jpg, .jpeg or .png file.
-    case noImages(path: String)
+    /// Some class sub-folders contain no .jpg, .jpeg or .png files. `nestedFolder` is a folder
+    /// inside one of them, whose images are not read.
+    case emptyClassFolders(path: String, classNames: [String], nestedFolder: String? = nil)
+    /// No class sub-folder contains a .jpg, .jpeg or .png file. `nestedFolder` is a folder inside
+    /// a class folder, whose images are not read.
+    case noImages(path: String, nestedFolder: String? = nil)
     /// The file could not be opened or read.
     case unreadableFile(path: String, reason: String)
     /// A folder or image file in `folder` has a name that is not valid UTF-8. `name` shows the
@@ -38,17 +40,22 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
         case .noClassFolders(let path):
             return "data folder \(path) contains no class sub-folders; "
                 + "put the images of each class in their own sub-folder, such as \(path)/cat/0001.jpg"
-        case .emptyClassFolders(let path, let classNames):
+        case .emptyClassFolders(let path, let classNames, let nestedFolder):
             let list = classNames.joined(separator: ", ")
             let single = classNames.count == 1
             let noun = single ? "class folder" : "class folders"
             let verb = single ? "contains" : "contain"
             let pronoun = single ? "it" : "them"
-            return "\(noun) \(list) in \(path) \(verb) no .jpg, .jpeg or .png files; "
+            let nested = nestedFolder.map { " (folders inside class folders, such as \($0), are not read)" } ?? ""
+            return "\(noun) \(list) in \(path) \(verb) no .jpg, .jpeg or .png files\(nested); "
                 + "add images to \(pronoun) or remove \(pronoun)"
-        case .noImages(let path):
+        case .noImages(let path, nil):
             return "data folder \(path) contains no .jpg, .jpeg or .png files in its class sub-folders; "
-                + "check that --data points at the right folder"
+                + "check that this is the folder you meant"
+        case .noImages(let path, let nestedFolder?):
+            return "data folder \(path) contains no .jpg, .jpeg or .png files directly in its class sub-folders, "
+                + "and folders inside them, such as \(nestedFolder), are not read; "
+                + "pass the folder whose sub-folders contain the images, one sub-folder per class"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason); check that the file exists and is readable"
         case .invalidFileName(let folder, let name):

@@ -7,12 +7,14 @@ import Foundation
 /// dataset index, fixed when the folder is scanned. Every entry directly inside a class folder whose name
 /// ends in .jpg, .jpeg or .png (any letter case) counts unless it is a folder. Broken links and other
 /// entries that are not regular files are kept, so the scan reports them as bad files. Names starting
-/// with "." are ignored.
+/// with "." are ignored, and so are folders inside class folders, which `unreadFolders` lists.
 public struct ImageFolder: Sendable {
     public let directory: String
     public let classNames: [String]
     public let paths: [String]
     public let labels: [Int]
+    /// Paths of the folders directly inside class folders, sorted. Their images are not read.
+    public let unreadFolders: [String]
 
     public var count: Int { paths.count }
 
@@ -49,10 +51,14 @@ public struct ImageFolder: Sendable {
         var paths: [String] = []
         var labels: [Int] = []
         var emptyClasses: [String] = []
+        var unreadFolders: [String] = []
         for (label, className) in classNames.enumerated() {
             let classFolder = directory + "/" + className
-            var files = try Self.listNames(in: classFolder)
-                .filter { Self.isImageFileName($0) && !Self.isFolder(classFolder + "/" + $0) }
+            let names = try Self.listNames(in: classFolder).filter { !$0.hasPrefix(".") }
+            let folderNames = Set(names.filter { Self.isFolder(classFolder + "/" + $0) })
+            unreadFolders.append(contentsOf: folderNames.map { classFolder + "/" + $0 })
+            var files = names
+                .filter { Self.isImageFileName($0) && !folderNames.contains($0) }
                 .sorted(by: Self.bytewiseLess)
             if let limitPerClass, files.count > limitPerClass {
                 files.removeSubrange(limitPerClass...)
@@ -64,17 +70,26 @@ public struct ImageFolder: Sendable {
             labels.append(contentsOf: repeatElement(label, count: files.count))
         }
 
+        unreadFolders.sort(by: Self.bytewiseLess)
         guard !paths.isEmpty else {
-            throw DataError.noImages(path: directory)
+            throw DataError.noImages(path: directory, nestedFolder: unreadFolders.first)
         }
         guard emptyClasses.isEmpty else {
-            throw DataError.emptyClassFolders(path: directory, classNames: emptyClasses)
+            let emptyFolders = Set(emptyClasses.map { directory + "/" + $0 })
+            let nested = unreadFolders.first { emptyFolders.contains(Self.parentFolder(of: $0)) }
+            throw DataError.emptyClassFolders(path: directory, classNames: emptyClasses, nestedFolder: nested)
         }
 
         self.directory = directory
         self.classNames = classNames
         self.paths = paths
         self.labels = labels
+        self.unreadFolders = unreadFolders
+    }
+
+    static func parentFolder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return String(path[..<slash])
     }
 
     static func isImageFileName(_ name: String) -> Bool {

@@ -43,12 +43,15 @@ public struct TrainingData: Sendable {
     public let test: ImageStore
     /// Files left out of either split by `BadImagePolicy.skip`.
     public let skippedFiles: [BadImageFile]
+    /// Folders inside the class folders of either split, whose images are not read.
+    public let unreadFolders: [String]
     public var classNames: [String] { train.classNames }
 
-    public init(train: ImageStore, test: ImageStore, skippedFiles: [BadImageFile] = []) {
+    public init(train: ImageStore, test: ImageStore, skippedFiles: [BadImageFile] = [], unreadFolders: [String] = []) {
         self.train = train
         self.test = test
         self.skippedFiles = skippedFiles
+        self.unreadFolders = unreadFolders
     }
 
     /// Scans and decodes both splits of the image folder `root`, keeping every image in memory.
@@ -155,7 +158,8 @@ public struct TrainingData: Sendable {
             if options.badImagePolicy == .fail && !badFiles.isEmpty {
                 throw DataError.badImages(files: badFiles)
             }
-            return TrainingData(train: try trainScan.makeStore(), test: try testScan.makeStore(), skippedFiles: badFiles)
+            return TrainingData(train: try trainScan.makeStore(), test: try testScan.makeStore(), skippedFiles: badFiles,
+                                unreadFolders: trainFolder.unreadFolders + testFolder.unreadFolders)
         }
     }
 }

@@ -56,6 +56,28 @@ import Testing
         #expect(lines[10] == "  \(impostor): not a JPEG or PNG image")
     }
 
+    /// Folders inside class folders are listed, ten at most, because their images are not read.
+    @Test func checkDataListsNestedFolders() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "photos/bird/a.png", width: 40, height: 30)
+        try Self.writePNG(scratch, "photos/fish/a.png", width: 40, height: 30)
+        for month in 1...12 {
+            try Self.writePNG(scratch, String(format: "photos/fish/2019-%02d/b.png", month), width: 40, height: 30)
+        }
+        let root = scratch.path + "/photos"
+
+        let result = try await CLI.run(["check-data", root], in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        try #require(lines.count == 20, "stdout: \(result.stdout)")
+        #expect(lines[0] == "\(root): 2 images in 2 classes, no bad files")
+        #expect(lines[8] == "folders inside class folders, not read (12):")
+        #expect(Array(lines[9..<19]) == (1...10).map { String(format: "  \(root)/fish/2019-%02d", $0) })
+        #expect(lines[19] == "  and 2 more")
+    }
+
     @Test func checkDataOfCleanSingleSplit() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -347,6 +369,25 @@ import Testing
     }
 
     // MARK: Split folders, input size and the loader benchmark
+
+    /// Commands that load data note folders inside class folders, whose images they leave out.
+    @Test func loadingNotesNestedFolders() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for split in ["train", "test"] {
+            try Self.writePNG(scratch, "data/\(split)/cat/a.png", width: 32, height: 32)
+            try Self.writePNG(scratch, "data/\(split)/dog/a.png", width: 32, height: 32)
+        }
+        try Self.writePNG(scratch, "data/train/dog/old/b.png", width: 32, height: 32)
+        try Self.writePNG(scratch, "data/test/cat/old/b.png", width: 32, height: 32)
+        let root = scratch.path + "/data"
+
+        let result = try await CLI.run(["bench", "--loader", "--data", root, "--batches", "1", "-b", "2"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderrLines == ["note: 2 folders inside class folders, such as \(root)/train/dog/old, are not read; npid reads only the images directly in each class folder"])
+        #expect(result.stdout.contains(#""training_images": 2"#), "stdout: \(result.stdout)")
+    }
 
     @Test func benchLoaderPrintsJSON() async throws {
         let dataset = try CLIDataset.shared.get()

@@ -123,7 +123,7 @@ import Testing
 
         let result = try await train(data: dataRoot, runDirectory: runDirectory, in: scratch.path)
 
-        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train contains no .jpg, .jpeg or .png files in its class sub-folders; check that --data points at the right folder")
+        result.expectRejected(status: 2, message: "data folder \(dataRoot)/train contains no .jpg, .jpeg or .png files in its class sub-folders; check that this is the folder you meant")
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 

@@ -145,6 +145,41 @@ import Testing
         #expect(message.contains(root))
     }
 
+    /// Folders inside class folders are listed, not read; hidden ones are not listed.
+    @Test func nestedFoldersAreListedNotRead() throws {
+        let root = try makeFolder(["cat/1.jpg", "cat/2019/2.jpg", "cat/a/3.jpg", "cat/.cache/4.jpg", "dog/5.jpg"])
+        defer { TestImages.removeFolder(root) }
+
+        let folder = try ImageFolder(split: root)
+
+        #expect(folder.paths == [root + "/cat/1.jpg", root + "/dog/5.jpg"])
+        #expect(folder.unreadFolders == [root + "/cat/2019", root + "/cat/a"])
+    }
+
+    /// An empty class folder that contains a folder names it, since that is the likely cause.
+    @Test func emptyClassNamesNestedFolder() throws {
+        let root = try makeFolder(["cat/1.jpg", "dog/2019/2.jpg", "emu/notes.md"])
+        defer { TestImages.removeFolder(root) }
+
+        let expected = DataError.emptyClassFolders(path: root, classNames: ["dog", "emu"], nestedFolder: root + "/dog/2019")
+        #expect(throws: expected) {
+            try ImageFolder(split: root)
+        }
+        #expect(expected.description == "class folders dog, emu in \(root) contain no .jpg, .jpeg or .png files (folders inside class folders, such as \(root)/dog/2019, are not read); add images to them or remove them")
+    }
+
+    /// A folder with one level too many (SPLIT/GROUP/CLASS/FILE) is rejected naming a deeper folder.
+    @Test func extraFolderLevelNamesNestedFolder() throws {
+        let root = try makeFolder(["animals/cat/1.jpg", "animals/dog/2.jpg"])
+        defer { TestImages.removeFolder(root) }
+
+        let expected = DataError.noImages(path: root, nestedFolder: root + "/animals/cat")
+        #expect(throws: expected) {
+            try ImageFolder(split: root)
+        }
+        #expect(expected.description == "data folder \(root) contains no .jpg, .jpeg or .png files directly in its class sub-folders, and folders inside them, such as \(root)/animals/cat, are not read; pass the folder whose sub-folders contain the images, one sub-folder per class")
+    }
+
     /// A Swift string cannot hold a file name that is not valid UTF-8, so the scan must stop with
     /// the name's bytes shown rather than leave the image out.
     @Test func nonUTF8FileNameIsRejected() throws {

@@ -49,6 +49,7 @@ enum EvalCommand {
         Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d%@, %d test images, %d training images)",
                               accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
                               min(neighborCount, data.train.count), sigma, accuracy.queryCount, data.train.count))
+        noteTopFiveCoversEveryClass(classCount: data.classNames.count)
         let width = data.classNames.map(\.count).max() ?? 5
         for (name, top1) in zip(data.classNames, accuracy.perClassTop1) {
             let padded = name.padding(toLength: max(width, 5), withPad: " ", startingAt: 0)

@@ -72,6 +72,7 @@ enum LinearCommand {
         Console.output(String(format: "linear top-1 %.2f%%  top-5 %.2f%%  (%@ features, %d %@, %d test images; training top-1 %.2f%%)",
                               test.top1, test.top5, layer.rawValue, probe.epochs, probe.epochs == 1 ? "epoch" : "epochs",
                               test.count, train.top1))
+        noteTopFiveCoversEveryClass(classCount: classCount)
         let width = max(data.classNames.map(\.count).max() ?? 5, 5)
         for (name, top1) in zip(data.classNames, test.perClassTop1) {
             let padded = name.padding(toLength: width, withPad: " ", startingAt: 0)

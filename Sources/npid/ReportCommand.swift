@@ -91,5 +91,6 @@ enum ReportCommand {
         Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (%@, k=%d%@, %d test images)",
                               accuracy.top1, accuracy.top5, recompute ? "recomputed features" : "memory bank",
                               min(neighborCount, data.train.count), sigma, accuracy.queryCount))
+        noteTopFiveCoversEveryClass(classCount: data.classNames.count)
     }
 }

@@ -264,6 +264,7 @@ enum TrainCommand {
             Console.output(String(format: "kNN top-1 %.2f%%  top-5 %.2f%%  (untrained network, recomputed; chance is %.1f%%)",
                                   untrained.top1, untrained.top5, 100 / Double(data.classNames.count)))
         }
+        noteTopFiveCoversEveryClass(classCount: data.classNames.count)
         Console.output("checkpoint: \(result.checkpointPath)")
         if FileManager.default.fileExists(atPath: reporter.reportPath) {
             Console.output("report: \(reporter.reportPath)")

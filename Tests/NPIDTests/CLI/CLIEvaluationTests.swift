@@ -35,6 +35,12 @@ import Testing
                                        in: scratch.path)
 
         expectEvalReport(result, run: run, features: "memory bank")
+        #expect(run.dataset.classNames.count == 3)
+        #expect(result.stdoutLines.first?.contains("top-5 100.00%") == true, "stdout: \(result.stdout)")
+        #expect(result.stderrLines.contains("note: with 3 classes, top-5 includes every class and is always 100%; compare by top-1"),
+                "stderr: \(result.stderr)")
+        #expect(run.result.stderrLines.contains("note: with 3 classes, top-5 includes every class and is always 100%; compare by top-1"),
+                "training stderr: \(run.result.stderr)")
         // Both evaluate the final memory bank with k=5, so the figures agree with training's last line.
         let trainingLine = run.result.stdoutLines.first { $0.contains("(memory bank,") }
         #expect(trainingLine?.components(separatedBy: "  (").first == result.stdoutLines.first?.components(separatedBy: "  (").first)

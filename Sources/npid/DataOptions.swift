@@ -103,6 +103,11 @@ enum DataOptions {
             let present = trainDirectory == nil ? "--test-dir" : "--train-dir"
             throw UsageError("\(present) needs \(missing) too; pass both split folders, or --data ROOT with train/ and test/ inside")
         }
+        // Named here, because the scan's own message advises --data, which this user did not pass.
+        for (flag, directory) in [("--train-dir", trainDirectory), ("--test-dir", testDirectory)]
+            where !CheckDataCommand.isFolder(directory) {
+            throw UsageError("\(flag) \(directory) does not exist or is not a folder; pass a folder with one sub-folder per class")
+        }
         return .folders(train: trainDirectory, test: testDirectory)
     }
 

@@ -699,6 +699,19 @@ import Testing
         both.expectRejected(status: 2, message: "--data and --train-dir both name the images to search; pass one of them")
     }
 
+    @Test func searchNamesMissingTrainDir() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[1]
+        let missing = scratch.path + "/no-such-split"
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--train-dir", missing, query],
+                                       in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--train-dir \(missing) does not exist or is not a folder; pass the training split the run trained on")
+    }
+
     @Test func searchWithoutGalleryIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -30,6 +30,7 @@ struct SearchGallery {
             throw DataError.badImages(files: scan.badFiles)
         }
         DataOptions.logSkipped(scan.badFiles)
+        DataOptions.logUnread(folder.unreadFolders)
         let train = try scan.makeStore()
         let features = layer == .embedding ? try model.trainingFeatures(of: train, recompute: recompute)
             : try model.features(of: train, layer: layer).l2Normalized()

@@ -699,6 +699,25 @@ import Testing
         both.expectRejected(status: 2, message: "--data and --train-dir both name the images to search; pass one of them")
     }
 
+    /// search reads the training split as train does, so it notes the folders it leaves out.
+    @Test func searchNotesNestedFolders() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[1]
+        let split = scratch.path + "/train"
+        try FileManager.default.copyItem(atPath: run.dataset.root + "/train", toPath: split)
+        let nested = split + "/" + run.dataset.classNames[0] + "/old"
+        try FileManager.default.createDirectory(atPath: nested, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: query, toPath: nested + "/copy.jpg")
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--train-dir", split,
+                                        query, "--top", "2", "--threads", "1"], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stderrLines == ["note: 1 folder inside class folders, such as \(nested), are not read; npid reads only the images directly in each class folder"])
+    }
+
     @Test func searchNamesMissingTrainDir() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

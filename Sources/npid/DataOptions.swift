@@ -39,9 +39,9 @@ enum DataOptions {
         guard let first = folders.first else {
             return
         }
-        let noun = folders.count == 1 ? "folder" : "folders"
-        Console.log("note: \(folders.count) \(noun) inside class folders, such as \(first), are not read; "
-                    + "npid reads only the images directly in each class folder")
+        let subject = folders.count == 1 ? "folder \(first) inside a class folder is"
+            : "\(folders.count) folders inside class folders, such as \(first), are"
+        Console.log("note: \(subject) not read; npid reads only the images directly in each class folder")
     }
 
     /// The data a command asked for, checked before anything is read or downloaded.

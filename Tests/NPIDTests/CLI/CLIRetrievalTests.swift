@@ -715,7 +715,7 @@ import Testing
                                         query, "--top", "2", "--threads", "1"], in: scratch.path)
 
         result.expectSuccess()
-        #expect(result.stderrLines == ["note: 1 folder inside class folders, such as \(nested), are not read; npid reads only the images directly in each class folder"])
+        #expect(result.stderrLines == ["note: folder \(nested) inside a class folder is not read; npid reads only the images directly in each class folder"])
     }
 
     @Test func searchNamesMissingTrainDir() async throws {

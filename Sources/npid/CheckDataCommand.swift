@@ -38,6 +38,15 @@ enum CheckDataCommand {
 
         let trimmed = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         let presentSplits = DataSplit.allCases.map(\.rawValue).filter { isFolder(trimmed + "/" + $0) }
+        // Train/ and Test/ would otherwise be taken for class folders, while npid train rejects them.
+        // Both must be there, because one alone may be a class, such as Train among Bus and Car.
+        if presentSplits.isEmpty {
+            let splitPaths = DataSplit.allCases.map { trimmed + "/" + $0.rawValue }
+            let otherCases = splitPaths.compactMap(ImageFolder.folderDifferingInCase(from:))
+            if otherCases.count == splitPaths.count {
+                throw DataError.missingFolder(path: splitPaths[0], otherCase: otherCases[0])
+            }
+        }
         let splits = presentSplits.isEmpty ? [""] : presentSplits
         let scanOptions = ImageScanOptions(threads: threads, cacheBudget: ImageCacheBudget(bytes: 0))
         var reports: [SplitReport] = []
@@ -64,7 +73,8 @@ enum CheckDataCommand {
     static func checkLayout(root: String, presentSplits: [String], folders: [ImageFolder]) throws {
         if presentSplits.count == 1 {
             let missing = DataSplit.allCases.map(\.rawValue).first { !presentSplits.contains($0) }!
-            throw DataError.missingFolder(path: root + "/" + missing)
+            throw DataError.missingFolder(path: root + "/" + missing,
+                                          otherCase: ImageFolder.folderDifferingInCase(from: root + "/" + missing))
         }
         if folders.count == 2 {
             try TrainingData.checkClasses(train: folders[0], test: folders[1])

@@ -3,7 +3,8 @@ import Foundation
 /// A failure while scanning an image folder or decoding an image file.
 public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable {
     /// The split folder (for example ROOT/train) does not exist or is not a folder.
-    case missingFolder(path: String)
+    /// `otherCase` is a folder beside it whose name differs only in letter case (ROOT/Train).
+    case missingFolder(path: String, otherCase: String? = nil)
     /// The split folder exists but contains no class sub-folders.
     case noClassFolders(path: String)
     /// Some class sub-folders contain no .jpg, .jpeg or .png files. `nestedFolder` is a folder
@@ -34,9 +35,12 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
 
     public var description: String {
         switch self {
-        case .missingFolder(let path):
+        case .missingFolder(let path, nil):
             return "data folder \(path) does not exist or is not a folder; "
                 + "pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class"
+        case .missingFolder(let path, let otherCase?):
+            return "data folder \(path) does not exist, but \(otherCase) does, and npid reads the split folders "
+                + "train/ and test/ in lower case; rename the split folders, or pass them with --train-dir and --test-dir"
         case .noClassFolders(let path):
             return "data folder \(path) contains no class sub-folders; "
                 + "put the images of each class in their own sub-folder, such as \(path)/cat/0001.jpg"

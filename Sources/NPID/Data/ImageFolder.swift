@@ -30,7 +30,7 @@ public struct ImageFolder: Sendable {
         }
         let directory = Self.trimTrailingSlashes(directory)
         guard Self.isFolder(directory) else {
-            throw DataError.missingFolder(path: directory)
+            throw DataError.missingFolder(path: directory, otherCase: Self.folderDifferingInCase(from: directory))
         }
 
         let entries = try Self.listNames(in: directory).filter { !$0.hasPrefix(".") }
@@ -100,6 +100,21 @@ public struct ImageFolder: Sendable {
 
     static func bytewiseLess(_ left: String, _ right: String) -> Bool {
         left.utf8.lexicographicallyPrecedes(right.utf8)
+    }
+
+    /// Returns a folder beside `path` whose name differs from its last component only in letter
+    /// case, such as ROOT/Train for ROOT/train, or nil when there is none.
+    public static func folderDifferingInCase(from path: String) -> String? {
+        let slash = path.lastIndex(of: "/")
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let prefix = slash.map { String(path[...$0]) } ?? ""
+        guard let names = try? listNames(in: prefix.isEmpty ? "." : prefix) else {
+            return nil
+        }
+        let match = names.sorted(by: bytewiseLess).first { other in
+            other != name && other.lowercased() == name.lowercased() && isFolder(prefix + other)
+        }
+        return match.map { prefix + $0 }
     }
 
     static func trimTrailingSlashes(_ path: String) -> String {

@@ -144,6 +144,48 @@ import Testing
         try await Self.expectCheckDataRejectsAsTrain(root, message: "data folder \(root)/train does not exist or is not a folder; pass --data ROOT where ROOT contains train/ and test/ folders with one sub-folder per class", in: scratch)
     }
 
+    /// Split folders named Train/ and Test/ are named in the error, instead of being taken for
+    /// class folders by check-data.
+    @Test func splitFoldersInOtherCaseAreNamed() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for split in ["Train", "Test"] {
+            try Self.writePNG(scratch, "data/\(split)/cat/0.png", width: 8, height: 8)
+            try Self.writePNG(scratch, "data/\(split)/dog/0.png", width: 8, height: 8)
+        }
+        try Self.writePNG(scratch, "mixed/train/cat/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "mixed/train/dog/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "mixed/Test/cat/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "mixed/Test/dog/0.png", width: 8, height: 8)
+        let advice = "and npid reads the split folders train/ and test/ in lower case; rename the split folders, or pass them with --train-dir and --test-dir"
+
+        for (root, split, otherCase) in [("data", "train", "Train"), ("mixed", "test", "Test")] {
+            let path = scratch.path + "/" + root
+            let checked = try await CLI.run(["check-data", path], in: scratch.path)
+            let trained = try await CLI.run(["train", "--data", path, "--run-dir", scratch.path + "/run"], in: scratch.path)
+
+            let message = "data folder \(path)/\(split) does not exist, but \(path)/\(otherCase) does, " + advice
+            // check-data prints the summary of a split it found before it names the missing one.
+            #expect(checked.status == 2, "stderr: \(checked.stderr)")
+            #expect(checked.stderr == CLI.errorPrefix + message + "\n")
+            trained.expectRejected(status: 2, message: message)
+        }
+    }
+
+    /// A class folder named Train, with no Test beside it, is a class like any other.
+    @Test func checkDataKeepsClassNamedTrain() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "vehicles/Bus/0.png", width: 8, height: 8)
+        try Self.writePNG(scratch, "vehicles/Train/0.png", width: 8, height: 8)
+        let root = scratch.path + "/vehicles"
+
+        let result = try await CLI.run(["check-data", root], in: scratch.path)
+
+        result.expectSuccess()
+        #expect(result.stdoutLines.first == "\(root): 2 images in 2 classes, no bad files", "stdout: \(result.stdout)")
+    }
+
     @Test func checkDataRejectsSingleClass() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -48,6 +48,9 @@ enum SearchCommand {
         }
         // The training split: ROOT/train for --data, the folder itself for --train-dir.
         let trainSplit = dataRoot.map { $0 + "/train" } ?? options.string("--train-dir")
+        if let dataRoot {
+            try TrainingData.checkRoot(dataRoot)
+        }
         if let trainDirectory = options.string("--train-dir"), !CheckDataCommand.isFolder(trainDirectory) {
             throw UsageError("--train-dir \(trainDirectory) does not exist or is not a folder; pass the training split the run trained on")
         }

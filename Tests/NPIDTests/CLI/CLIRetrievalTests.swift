@@ -731,6 +731,23 @@ import Testing
         result.expectRejected(status: 2, message: "--train-dir \(missing) does not exist or is not a folder; pass the training split the run trained on")
     }
 
+    /// search checks --data ROOT as the other commands do, before it appends train/ to it.
+    @Test func searchNamesMissingOrFileDataRoot() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let query = try Self.testPaths(run)[1]
+        let missing = scratch.path + "/no-such-root"
+
+        let absent = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", missing, query],
+                                       in: scratch.path)
+        let file = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", query, query],
+                                     in: scratch.path)
+
+        absent.expectRejected(status: 2, message: "data folder \(missing) does not exist; pass --data ROOT where ROOT contains train/ and test/ folders of class sub-folders")
+        file.expectRejected(status: 2, message: "\(query) is a file, not a folder; pass the image folder that contains train/ and test/ folders of class sub-folders")
+    }
+
     @Test func searchWithoutGalleryIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

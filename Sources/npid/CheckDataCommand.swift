@@ -60,6 +60,11 @@ enum CheckDataCommand {
         try checkLayout(root: trimmed, presentSplits: presentSplits, folders: reports.map(\.scan.folder))
         let badFiles = reports.flatMap(\.scan.badFiles)
         if !badFiles.isEmpty {
+            // --on-bad-image skip cannot help when a class would have no image left, so that error
+            // comes first, as npid train --on-bad-image skip raises it.
+            for report in reports {
+                _ = try report.scan.makeStore()
+            }
             let single = badFiles.count == 1
             let noun = single ? "bad image file" : "bad image files"
             let pronoun = single ? "it" : "them"

@@ -210,6 +210,30 @@ import Testing
         #expect(result.stderr == CLI.errorPrefix + "data folder \(root) contains a single class folder, bird; the kNN evaluation needs at least two classes, so add another class folder to both train/ and test/\n")
     }
 
+    /// A class whose files all fail to decode cannot be trained on with --on-bad-image skip
+    /// either, so check-data gives train's error for that instead of suggesting skip.
+    @Test func checkDataNamesClassWithOnlyBadFiles() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for split in ["train", "test"] {
+            try Self.writePNG(scratch, "data/\(split)/cat/0.png", width: 8, height: 8)
+            try Self.writePNG(scratch, "data/\(split)/dog/0.png", width: 8, height: 8)
+        }
+        _ = try scratch.write(Array("not an image".utf8), to: "data/train/dog/0.png")
+        let root = scratch.path + "/data"
+
+        let checked = try await CLI.run(["check-data", root], in: scratch.path)
+        let trained = try await CLI.run(["train", "--data", root, "--run-dir", scratch.path + "/run",
+                                         "--on-bad-image", "skip"], in: scratch.path)
+
+        let message = "every image of class folder dog in \(root)/train failed to decode, so none is left after skipping bad files; replace the files or remove the class folder"
+        #expect(checked.status == 1, "stderr: \(checked.stderr)")
+        #expect(checked.stderr == CLI.errorPrefix + message + "\n")
+        #expect(checked.stdoutLines.contains("bad files (1):"), "stdout: \(checked.stdout)")
+        #expect(trained.status == 1, "stderr: \(trained.stderr)")
+        #expect(trained.errorLines == [CLI.errorPrefix + message])
+    }
+
     @Test func checkDataRejectsFile() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

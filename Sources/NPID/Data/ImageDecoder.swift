@@ -181,14 +181,45 @@ public enum ImageDecoder {
     }
 
     /// Returns whether the decoder's failure was the warning "extraneous bytes before marker" in a
-    /// file that still ends with the end-of-image marker. Pillow opens such padded files, and the
+    /// file that still has its end-of-image marker. Pillow opens such padded files, and the
     /// padding does not change the pixels.
     static func isHarmlessJPEGWarning(_ message: String, handle: tjhandle, jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
         // Only the first warning is reported, so the end marker is what rules out a truncated
         // file that also has padding.
         tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue)
             && message.contains("extraneous bytes before marker")
-            && jpeg.count >= 2 && jpeg[jpeg.count - 2] == 0xFF && jpeg[jpeg.count - 1] == 0xD9
+            && hasEndOfImageMarker(jpeg)
+    }
+
+    /// Returns whether an end-of-image marker (FF D9) follows the first start-of-scan marker. Header
+    /// segments are skipped by length, so a thumbnail's markers inside APP1 do not count.
+    static func hasEndOfImageMarker(_ jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
+        var offset = 2
+        while offset + 1 < jpeg.count {
+            let marker = jpeg[offset + 1]
+            if jpeg[offset] != 0xFF || marker == 0xFF {
+                offset += 1  // padding or a fill byte before a marker
+                continue
+            }
+            if marker == 0xD9 {
+                return true
+            }
+            if marker == 0xDA {
+                break
+            }
+            guard offset + 3 < jpeg.count else { return false }
+            offset += 2 + (Int(jpeg[offset + 2]) << 8 | Int(jpeg[offset + 3]))
+        }
+
+        // Entropy coding writes 00 after every FF byte, so FF D9 in the scan data is the end marker.
+        // NOTE: a quantisation or Huffman table between progressive scans could hold FF D9 too.
+        while offset + 1 < jpeg.count {
+            if jpeg[offset] == 0xFF && jpeg[offset + 1] == 0xD9 {
+                return true
+            }
+            offset += 1
+        }
+        return false
     }
 
     static func turboJPEGMessage(_ handle: tjhandle) -> String {

@@ -98,6 +98,34 @@ import Testing
         }
     }
 
+    /// Bytes after the end marker, which the decoder ignores, do not make padding fatal.
+    @Test func paddedJPEGWithTrailerDecodes() throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 24, seed: 4))
+        var padded = jpeg
+        padded.insert(contentsOf: [0x00, 0x11, 0x22, 0x33], at: jpeg.count - 2)
+        padded.append(contentsOf: Array("trailer after the end marker".utf8))
+
+        let original = try ImageDecoder.decode(bytes: jpeg, path: "plain.jpg")
+        let decoded = try ImageDecoder.decode(bytes: padded, path: "padded.jpg")
+        #expect(decoded == original)
+    }
+
+    /// The end marker of a thumbnail inside the EXIF segment does not vouch for a truncated image.
+    @Test func thumbnailEndMarkerDoesNotExcuseTruncation() throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 5))
+        let thumbnail = TestImages.encodeJPEG(TestImages.noise(width: 8, height: 8, seed: 6))
+        let payload = Array("Exif".utf8) + [0, 0] + thumbnail
+        let length = payload.count + 2
+        var file = Array(jpeg[0..<2]) + [0xFF, 0xE1, UInt8(length >> 8), UInt8(length & 0xFF)] + payload + jpeg[2...]
+        let scanStart = try #require(TestImages.jpegMarkerOffset(Array(file[(4 + length)...]), 0xDA)) + 4 + length
+        file.insert(contentsOf: [0x00, 0x11], at: scanStart)
+        let truncated = Array(file.prefix(scanStart + (file.count - scanStart) / 2))
+
+        #expect(throws: DataError.self) {
+            try ImageDecoder.decode(bytes: truncated, path: "cut.jpg")
+        }
+    }
+
     @Test func oversizedJPEGHeaderRejected() throws {
         var jpeg = TestImages.encodeJPEG(TestImages.gradient(width: 16, height: 16))
         // Patch the baseline SOF0 segment (FF C0, length, precision, height, width) to 60000 x 60000.

@@ -59,7 +59,7 @@ public enum DataError: Error, CustomStringConvertible, LocalizedError, Equatable
         case .noImages(let path, let nestedFolder?):
             return "data folder \(path) contains no .jpg, .jpeg or .png files directly in its class sub-folders, "
                 + "and folders inside them, such as \(nestedFolder), are not read; "
-                + "pass the folder whose sub-folders contain the images, one sub-folder per class"
+                + "move each class's images directly into its class folder, as in \(path)/CLASS/IMAGE.jpg"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason); check that the file exists and is readable"
         case .invalidFileName(let folder, let name):

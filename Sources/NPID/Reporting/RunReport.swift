@@ -66,7 +66,7 @@ public struct RunReport {
 
         var report = RunReport(title: folder.standardizedFileURL.lastPathComponent)
         if try exists(RunFiles.configuration) {
-            report.configuration = try flattenedConfiguration(contentsOf: path(RunFiles.configuration))
+            report.configuration = annotatedLoss(try flattenedConfiguration(contentsOf: path(RunFiles.configuration)))
         }
         let hasMetrics = try exists(RunFiles.metrics)
         if hasMetrics {
@@ -101,6 +101,17 @@ public struct RunReport {
     /// The "epochs" entry of config.json, nil when absent or not an integer.
     var configuredEpochs: Int? {
         configuration.first { $0.key == "epochs" }.flatMap { Int($0.value) }
+    }
+
+    /// Returns `entries` with the loss marked unused when negativeCount is 0, because such a run
+    /// trains the full softmax whatever config.json records as its loss.
+    static func annotatedLoss(_ entries: [(key: String, value: String)]) -> [(key: String, value: String)] {
+        guard entries.contains(where: { $0.key == "negativeCount" && $0.value == "0" }) else {
+            return entries
+        }
+        return entries.map { entry in
+            entry.key == "loss" ? (entry.key, entry.value + " (unused: negativeCount 0 trains the full softmax)") : entry
+        }
     }
 
     /// Reads a JSON object and flattens nested objects into dotted keys.
@@ -237,6 +248,9 @@ public struct RunReport {
         html.append(#"<table class="numbers"><tr><th>top-1</th><th>top-5</th><th>k</th><th>σ</th><th>features</th></tr>"#)
         html.append(String(format: "<tr><td>%.2f%%</td><td>%.2f%%</td>", evaluation.top1, evaluation.top5)
                     + "<td>\(evaluation.neighborCount)</td><td>\(LineChart.label(evaluation.temperature))</td><td>\(HTMLText.escape(evaluation.features))</td></tr></table>")
+        if evaluation.classNames.count <= 5 {
+            html.append(#"<p class="note">With \#(evaluation.classNames.count) classes, top-5 includes every class and is always 100%; compare runs by top-1.</p>"#)
+        }
         html.append(perClassTable(evaluation))
         html.append(confusionTable(evaluation))
         html.append("</section>")

@@ -177,7 +177,7 @@ import Testing
         #expect(throws: expected) {
             try ImageFolder(split: root)
         }
-        #expect(expected.description == "data folder \(root) contains no .jpg, .jpeg or .png files directly in its class sub-folders, and folders inside them, such as \(root)/animals/cat, are not read; pass the folder whose sub-folders contain the images, one sub-folder per class")
+        #expect(expected.description == "data folder \(root) contains no .jpg, .jpeg or .png files directly in its class sub-folders, and folders inside them, such as \(root)/animals/cat, are not read; move each class's images directly into its class folder, as in \(root)/CLASS/IMAGE.jpg")
     }
 
     /// A Swift string cannot hold a file name that is not valid UTF-8, so the scan must stop with

@@ -97,6 +97,23 @@ import Testing
         #expect(html.contains(#"<tr><th>cat</th><td style="background: rgb(132, 168, 206); color: #222222">1</td><td style="background: rgb(132, 168, 206); color: #222222">1</td></tr>"#))
         #expect(html.contains("<tr><th>model.width</th><td>8</td></tr>"))
         #expect(html.contains("<tr><td>4</td><td>5.0000</td><td>0.03</td><td>24.00%</td><td>64.00%</td><td>804.0</td><td>2.0</td></tr>"))
+        #expect(html.contains(#"<p class="note">With 2 classes, top-5 includes every class and is always 100%; compare runs by top-1.</p>"#))
+    }
+
+    /// With more than 5 classes top-5 is a result, so the page carries no such note.
+    @Test func reportOfSixClassesHasNoTopFiveNote() {
+        var report = Self.sampleReport(picture: [1])
+        let names = ["a", "b", "c", "d", "e", "f"]
+        report.evaluation = RunEvaluation(
+            epoch: 4, features: "memory bank", neighborCount: 5, temperature: 0.07, classNames: names,
+            top1: 50, top5: 90, perClassTop1: Array(repeating: 50, count: 6),
+            confusionMatrix: (0..<6).map { row in (0..<6).map { $0 == row ? 1 : 0 } }, queryCount: 6,
+            retrievalQueryCount: 6, retrievalNeighborCount: 3, retrievalSameClassPercent: 50)
+
+        let html = report.html()
+
+        #expect(html.contains("<tr><td>50.00%</td><td>90.00%</td>"))
+        #expect(!html.contains("top-5 includes every class"))
     }
 
     @Test func reportWithoutRunDataSaysSo() throws {
@@ -105,6 +122,21 @@ import Testing
         _ = try XMLElementCounter.count(html)
         #expect(html.contains("No epoch has finished yet."))
         #expect(html.contains("No evaluation yet. Run npid report RUN_DIR --data ROOT to compute one from the checkpoint."))
+    }
+
+    /// A run with negativeCount 0 trains the full softmax, so its recorded loss is marked unused.
+    @Test func fullSoftmaxRunMarksLossUnused() throws {
+        let folder = try MethodTestFolder.make()
+        defer { MethodTestFolder.remove(folder) }
+
+        for (negatives, expected) in [(0, "nce (unused: negativeCount 0 trains the full softmax)"), (4096, "nce")] {
+            let configuration = #"{"epochs": 3, "loss": "nce", "negativeCount": \#(negatives)}"#
+            try Data(configuration.utf8).write(to: folder.appendingPathComponent("config.json"))
+
+            let report = try RunReport.load(runDirectory: folder.path)
+
+            #expect(report.configuration.first { $0.key == "loss" }?.value == expected, "negativeCount \(negatives)")
+        }
     }
 
     @Test func loadReadsRunFolder() throws {

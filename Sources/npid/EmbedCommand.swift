@@ -47,6 +47,10 @@ enum EmbedCommand {
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         try requireNotInput(outputPath, flag: "--out", inputs: [checkpointPath])
+        // Another checkpoint of the run, such as an earlier epoch's, is as costly to lose as the input.
+        if let header = try? Safetensors.readHeader(contentsOf: outputPath), header.metadata["format"] == Checkpoint.format {
+            throw UsageError("--out \(outputPath) is an npid checkpoint, which embed would overwrite; write the embeddings to another file")
+        }
         let relativePaths: [String]
         do {
             relativePaths = try ImageFileScan.relativePaths(under: imageRoot)

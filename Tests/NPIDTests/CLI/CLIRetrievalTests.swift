@@ -624,6 +624,22 @@ import Testing
         empty.expectRejected(status: 2, message: "--images \(scratch.path)/empty contains no .jpg, .jpeg or .png file in it or its sub-folders; pass the folder that contains the images")
     }
 
+    /// A copy of a checkpoint stands for an earlier epoch's file of the same run.
+    @Test func embedRejectsCheckpointAsOutput() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let earlier = scratch.path + "/checkpoint-epoch1.safetensors"
+        try FileManager.default.copyItem(atPath: run.checkpointPath, toPath: earlier)
+        let before = try Data(contentsOf: URL(fileURLWithPath: earlier))
+
+        let result = try await CLI.run(["embed", "--checkpoint", run.checkpointPath, "--images", run.dataset.root + "/test",
+                                        "--out", earlier, "--threads", "1"], in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--out \(earlier) is an npid checkpoint, which embed would overwrite; write the embeddings to another file")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: earlier)) == before)
+    }
+
     @Test func searchIndexOfOtherWidthIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

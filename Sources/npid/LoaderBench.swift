@@ -30,6 +30,9 @@ enum LoaderBench {
         if let requestedSize, requestedSize < 8 {
             throw UsageError("--image-size must be at least 8 pixels, got \(requestedSize)")
         }
+        if let requestedSize {
+            try requireBatchFitsMemory(imageSize: requestedSize, batchSize: batchSize)
+        }
         let workers = try options.int("--workers")
             ?? ThreadPlan.defaults(device: .cpu, coreCount: ProcessInfo.processInfo.activeProcessorCount).workers
         guard workers >= 0 else { throw UsageError("--workers must be 0 or more, got \(workers)") }

@@ -25,6 +25,19 @@ func featureLayerOption(_ options: ParsedOptions, default defaultLayer: FeatureL
     return layer
 }
 
+/// Throws a usage error when one batch of `batchSize` float32 images of `imageSize` × `imageSize`
+/// pixels needs more than this machine's memory. The loader allocates each batch in one piece,
+/// and Swift stops the process without a message when such an allocation fails.
+func requireBatchFitsMemory(imageSize: Int, batchSize: Int) throws {
+    let batchBytes = Double(batchSize) * Double(imageSize) * Double(imageSize) * 3 * 4
+    let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
+    guard batchBytes <= memoryBytes else {
+        throw UsageError("--image-size \(imageSize) with batches of \(counted(batchSize, "image")) needs "
+                         + String(format: "%.1f GB", batchBytes / 1e9) + " for the pixels of one batch, more than this machine's "
+                         + String(format: "%.1f GB", memoryBytes / 1e9) + " of memory; choose a smaller --image-size or -b")
+    }
+}
+
 /// Throws a usage error naming `flag` when `path` does not exist or is a folder.
 func requireFile(_ path: String, flag: String) throws {
     var isFolder: ObjCBool = false

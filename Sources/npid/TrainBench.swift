@@ -105,6 +105,7 @@ enum TrainBench {
             configuration.testLimitPerClass = max(1, configuration.limitPerClass! / 5)
         }
         try configuration.validate()
+        try requireBatchFitsMemory(imageSize: configuration.imageSize, batchSize: configuration.batchSize)
         let runtime = try runtimeOptions(options)
 
         if synthetic {

@@ -109,6 +109,7 @@ enum TrainCommand {
             }
         }
         try configuration.validate()
+        try requireBatchFitsMemory(imageSize: configuration.imageSize, batchSize: configuration.batchSize)
         var runtime = try runtimeOptions(options)
         if let keep = try options.int("--keep-checkpoints") {
             guard keep >= 1 else { throw UsageError("--keep-checkpoints must be at least 1, got \(keep)") }

@@ -135,4 +135,20 @@ import Torch
         #expect(hugeBank.stderr.contains("--bank 1000000000000 needs 512000.0 GB for the memory bank alone"),
                 "stderr: \(hugeBank.stderr)")
     }
+
+    @Test func imageSizeBeyondMemoryRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        // One image of 10^7 × 10^7 float32 pixels is 1.2 PB, beyond any machine's memory.
+        let loader = try await CLI.run(["bench", "--loader", "--data", dataset.root, "--image-size", "10000000",
+                                        "-b", "1", "--batches", "1"], in: scratch.path)
+        let train = try await CLI.run(["bench", "--train", "--synthetic", "--image-size", "10000000", "-b", "1",
+                                       "--bank", "10", "--steps", "1", "--width", "8"], in: scratch.path)
+
+        let prefix = "--image-size 10000000 with batches of 1 image needs 1200000.0 GB for the pixels of one batch, more than this machine's "
+        let suffix = " of memory; choose a smaller --image-size or -b"
+        loader.expectRejectedForMemory(prefix: prefix, suffix: suffix)
+        train.expectRejectedForMemory(prefix: prefix, suffix: suffix)
+    }
 }

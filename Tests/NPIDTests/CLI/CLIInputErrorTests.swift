@@ -187,6 +187,21 @@ import Testing
 
     // MARK: Checkpoints
 
+    @Test func imageSizeBeyondMemoryRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let runDirectory = scratch.path + "/run"
+
+        // Two images of 10^7 × 10^7 float32 pixels are 2.4 PB, beyond any machine's memory.
+        let result = try await train(data: dataset.root, runDirectory: runDirectory, in: scratch.path,
+                                     extraFlags: ["--image-size", "10000000", "-b", "2"])
+
+        result.expectRejectedForMemory(prefix: "--image-size 10000000 with batches of 2 images needs 2400000.0 GB for the pixels of one batch, more than this machine's ",
+                                       suffix: " of memory; choose a smaller --image-size or -b")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
     @Test func evalRejectsMissingCheckpoint() async throws {
         let dataset = try CLIDataset.shared.get()
         let scratch = try CLIScratchFolder()

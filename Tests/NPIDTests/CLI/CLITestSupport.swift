@@ -179,6 +179,18 @@ extension CLIResult {
         #expect(stderr == CLI.errorPrefix + message + "\n", sourceLocation: sourceLocation)
     }
 
+    /// Checks a usage error whose message quotes this machine's memory size, which a test cannot
+    /// know: exit status 2, nothing on stdout, and one `npid: error:` line made of `prefix`, the
+    /// size and `suffix`.
+    func expectRejectedForMemory(prefix: String, suffix: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!timedOut, "npid ran past its time limit", sourceLocation: sourceLocation)
+        #expect(status == 2, "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #expect(stdout == "", sourceLocation: sourceLocation)
+        #expect(stderr.hasPrefix(CLI.errorPrefix + prefix), "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #expect(stderr.hasSuffix(suffix + "\n"), "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #expect(stderrLines.count == 1, "stderr: \(stderr)", sourceLocation: sourceLocation)
+    }
+
     /// Checks a successful run: exit status 0 within the time limit.
     func expectSuccess(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(!timedOut, "npid ran past its time limit", sourceLocation: sourceLocation)

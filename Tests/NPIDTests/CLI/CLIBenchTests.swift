@@ -151,4 +151,16 @@ import Torch
         loader.expectRejectedForMemory(prefix: prefix, suffix: suffix)
         train.expectRejectedForMemory(prefix: prefix, suffix: suffix)
     }
+
+    @Test func knnClassesBeyondMemoryRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        // A confusion matrix of 10^9 × 10^9 Int counts is 8 EB.
+        let result = try await CLI.run(["bench", "--knn", "--bank", "100", "--queries", "10", "--dim", "8",
+                                        "--classes", "1000000000"], in: scratch.path)
+
+        result.expectRejectedForMemory(prefix: "--classes 1000000000 needs 8000000000.0 GB for the confusion matrix alone, more than this machine's ",
+                                       suffix: " of memory; choose a smaller --classes")
+    }
 }

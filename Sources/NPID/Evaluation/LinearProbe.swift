@@ -133,9 +133,16 @@ public struct LinearProbe: Sendable {
             }
             let meanLoss = try lossSum.item() / Double(count)
             guard meanLoss.isFinite else {
-                throw LinearProbeDiverged(epoch: epoch + 1, loss: meanLoss, learningRate: learningRate)
+                throw LinearProbeDiverged(epoch: epoch + 1, loss: meanLoss, learningRate: learningRate,
+                                          weightDecay: weightDecay, weightsOnly: false)
             }
             epochEnded(epoch + 1, meanLoss)
+        }
+        // Each epoch's loss comes before that epoch's last step, which can still overflow the
+        // weights, and a classifier of infinite or NaN weights gives a meaningless accuracy.
+        guard try weight.allFinite(), try bias.allFinite() else {
+            throw LinearProbeDiverged(epoch: epochs, loss: .nan, learningRate: learningRate, weightDecay: weightDecay,
+                                      weightsOnly: true)
         }
         return LinearClassifier(mean: mean, standardDeviation: deviation, weight: try weight.detached(),
                                 bias: try bias.detached())
@@ -157,8 +164,19 @@ public struct LinearProbeDiverged: Error, CustomStringConvertible {
     public let epoch: Int
     public let loss: Double
     public let learningRate: Double
+    public let weightDecay: Double
+    /// True when the loss stayed finite but the last step left NaN or infinite weights.
+    public let weightsOnly: Bool
 
     public var description: String {
-        "the linear probe's loss became \(loss.isNaN ? "NaN" : "\(loss)") in epoch \(epoch) with --lr \(learningRate); pass a lower --lr"
+        let failure = weightsOnly
+            ? "the linear probe's weights became NaN or infinite"
+            : "the linear probe's loss became \(loss.isNaN ? "NaN" : "\(loss)")"
+        // SGD's decay step w ← w − lr·wd·w overshoots once lr·wd passes 2, so a large
+        // --weight-decay diverges at any learning rate that is not lowered with it.
+        guard weightDecay > 0 else {
+            return "\(failure) in epoch \(epoch) with --lr \(learningRate); pass a lower --lr"
+        }
+        return "\(failure) in epoch \(epoch) with --lr \(learningRate) and --weight-decay \(weightDecay); pass a lower --lr or --weight-decay"
     }
 }

@@ -55,6 +55,23 @@ import Testing
         #expect(error.hasSuffix(" with --lr 1e+38; pass a lower --lr"), "stderr: \(result.stderr)")
     }
 
+    @Test func linearOverflowedWeightsFail() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        // The 24 training features make one step per epoch. This decay multiplies the weights
+        // by about −1e28 per step, so the third and last step overflows them while every
+        // epoch's loss, computed before its step, stays finite.
+        let result = try await CLI.run(["linear", "--checkpoint", run.checkpointPath, "--data", run.dataset.root,
+                                        "--weight-decay", "1e30", "--epochs", "3", "--threads", "1"], in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stdout == "")
+        #expect(result.errorLines == [CLI.errorPrefix + "the linear probe's weights became NaN or infinite in epoch 3 with --lr 0.1 and --weight-decay 1e+30; pass a lower --lr or --weight-decay"],
+                "stderr: \(result.stderr)")
+    }
+
     @Test func linearRateBeyondFloatIsRejected() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

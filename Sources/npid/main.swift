@@ -42,6 +42,20 @@ guard let name = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
     exit(2)
 }
+if name == "help", arguments.count > 1 {
+    // `npid help COMMAND` prints what `npid COMMAND --help` prints.
+    let topic = arguments[1]
+    if topic == "version" {
+        print("usage: npid version\n\nPrints the versions of npid and libtorch.")
+        exit(0)
+    }
+    guard let command = commands[topic], arguments.count == 2 else {
+        Console.error("npid help takes one command name, got '\(arguments.dropFirst().joined(separator: " "))'; run npid --help to list the commands")
+        exit(2)
+    }
+    print(command.help)
+    exit(0)
+}
 if name == "-h" || name == "--help" || name == "help" {
     print(usage)
     exit(0)

@@ -37,6 +37,23 @@ import Testing
         }
     }
 
+    @Test func helpCommandPrintsCommandHelp() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let viaHelp = try await CLI.run(["help", "linear"], in: scratch.path)
+        let viaFlag = try await CLI.run(["linear", "--help"], in: scratch.path)
+        let version = try await CLI.run(["help", "version"], in: scratch.path)
+        let unknown = try await CLI.run(["help", "trian"], in: scratch.path)
+
+        viaHelp.expectSuccess()
+        #expect(viaHelp.stdout.hasPrefix("usage: npid linear --checkpoint FILE"), "stdout: \(viaHelp.stdout)")
+        #expect(viaHelp.stdout == viaFlag.stdout)
+        version.expectSuccess()
+        #expect(version.stdout.hasPrefix("usage: npid version\n"), "stdout: \(version.stdout)")
+        unknown.expectRejected(status: 2, message: "npid help takes one command name, got 'trian'; run npid --help to list the commands")
+    }
+
     /// A subcommand, the first line of its help and the option labels the help must list.
     struct SubcommandHelp: Sendable, CustomTestStringConvertible {
         let command: String

@@ -82,9 +82,28 @@ do {
 } catch let error as DataError {
     Console.error(error.description)
     exit(error.isUsageError ? 2 : 1)
+} catch let error as TorchError where error.isOutOfMemory {
+    Console.error(error.outOfMemoryDescription)
+    exit(1)
 } catch {
     Console.error(String(describing: error))
     exit(1)
+}
+
+extension TorchError {
+    /// True for libtorch's report of a failed CPU or CUDA allocation.
+    var isOutOfMemory: Bool {
+        message.contains("DefaultCPUAllocator: can't allocate memory") || message.contains("CUDA out of memory")
+    }
+
+    /// One sentence in place of libtorch's allocator text, with the size it asked for.
+    var outOfMemoryDescription: String {
+        let bytes = message.range(of: #"allocate \d+ bytes"#, options: .regularExpression)
+            .flatMap { Double(message[$0].dropFirst("allocate ".count).dropLast(" bytes".count)) }
+        let size = bytes.map { String(format: " of %.1f GB", $0 / 1e9) } ?? ""
+        return "out of memory: libtorch could not allocate a tensor\(size); lower the options that size the "
+            + "batch, the network or the memory bank (-b, --width, --low-dim, --nce-k, --bank), or free memory"
+    }
 }
 
 extension DataError {

@@ -163,4 +163,17 @@ import Torch
         result.expectRejectedForMemory(prefix: "--classes 1000000000 needs 8000000000.0 GB for the confusion matrix alone, more than this machine's ",
                                        suffix: " of memory; choose a smaller --classes")
     }
+
+    /// libtorch's allocator failure becomes one sentence with the size. The 512 TB bank is beyond
+    /// a 47-bit address space, so the allocation fails even where memory is overcommitted.
+    @Test func bankBeyondAddressSpaceFailsWithSentence() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+
+        let result = try await CLI.run(["bench", "--knn", "--bank", "1000000000000", "--queries", "10", "--dim", "128",
+                                        "--classes", "10"], in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr == "npid: error: out of memory: libtorch could not allocate a tensor of 512000.0 GB; lower the options that size the batch, the network or the memory bank (-b, --width, --low-dim, --nce-k, --bank), or free memory\n")
+    }
 }

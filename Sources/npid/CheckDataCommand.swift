@@ -34,6 +34,7 @@ enum CheckDataCommand {
         let root = options.positional[0]
         let threads = try options.int("--threads") ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1 else { throw UsageError("--threads must be at least 1, got \(threads)") }
+        try requireThreadCountBelowLimit(threads, flag: "--threads")
         try TrainingData.checkRoot(root)
 
         let trimmed = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root

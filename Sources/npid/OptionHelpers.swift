@@ -38,6 +38,17 @@ func requireBatchFitsMemory(imageSize: Int, batchSize: Int) throws {
     }
 }
 
+/// Throws a usage error when `count` threads for `flag` exceed the larger of 64 and 4 per core. Far more
+/// threads than cores only slow a run down, and tens of thousands take minutes to start.
+func requireThreadCountBelowLimit(_ count: Int, flag: String) throws {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let limit = max(64, 4 * cores)
+    guard count <= limit else {
+        throw UsageError("\(flag) \(count) is more than \(limit), the limit for this machine's \(counted(cores, "core")); "
+                         + "pass at most \(limit), and about one per core for speed")
+    }
+}
+
 /// Throws a usage error naming `flag` when `path` does not exist or is a folder.
 func requireFile(_ path: String, flag: String) throws {
     var isFolder: ObjCBool = false

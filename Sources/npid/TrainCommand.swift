@@ -511,11 +511,13 @@ func runtimeOptions(_ options: ParsedOptions) throws -> RuntimeOptions {
     let plan = ThreadPlan.defaults(device: runtime.device, coreCount: ProcessInfo.processInfo.activeProcessorCount)
     if let threads = try options.int("--threads") ?? plan.threads {
         guard threads >= 1 else { throw UsageError("--threads must be at least 1, got \(threads)") }
+        try requireThreadCountBelowLimit(threads, flag: "--threads")
         try Torch.setThreadCount(threads)
         runtime.threads = threads
     }
     runtime.workers = try options.int("--workers") ?? plan.workers
     guard runtime.workers >= 0 else { throw UsageError("--workers must be 0 or more, got \(runtime.workers)") }
+    try requireThreadCountBelowLimit(runtime.workers, flag: "--workers")
     runtime.channelsLast = !options.has("--no-channels-last")
     if let name = options.string("--precision") {
         guard let precision = Precision(rawValue: name) else {

@@ -552,6 +552,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
     }
 
+    /// Tens of thousands of threads would take minutes to start, so such counts are rejected.
+    @Test func threadCountsBeyondLimitRejected() async throws {
+        let dataset = try CLIDataset.shared.get()
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let limit = max(64, 4 * cores)
+        let coreCount = cores == 1 ? "1 core" : "\(cores) cores"
+
+        let check = try await CLI.run(["check-data", dataset.root, "--threads", "100000"], in: scratch.path)
+        let train = try await CLI.run(["train", "--data", dataset.root, "--run-dir", scratch.path + "/run",
+                                       "--workers", "\(limit + 1)"], in: scratch.path)
+
+        check.expectRejected(status: 2, message: "--threads 100000 is more than \(limit), the limit for this machine's \(coreCount); pass at most \(limit), and about one per core for speed")
+        train.expectRejected(status: 2, message: "--workers \(limit + 1) is more than \(limit), the limit for this machine's \(coreCount); pass at most \(limit), and about one per core for speed")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/run"))
+    }
+
     @Test func benchNeedsMode() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

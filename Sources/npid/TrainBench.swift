@@ -33,7 +33,7 @@ enum TrainBench {
     static let evalSpecs: [OptionSpec] = DataOptions.specs + networkSpecs + [
         OptionSpec("--test-limit-per-class", value: "N", help: "test images per class (default N/5 with --limit-per-class, else all)"),
         OptionSpec("--knn-k", value: "K", help: "neighbours of the vote (default \(defaults.neighborCount))"),
-        OptionSpec("--nce-t", value: "T", help: "temperature σ of the vote (default \(defaults.temperature))"),
+        OptionSpec("--knn-t", value: "T", help: "temperature σ of the vote (default \(defaults.temperature))"),
     ]
 
     static func runTrain(_ arguments: [String]) throws {
@@ -101,6 +101,10 @@ enum TrainBench {
     static func prepare(_ options: ParsedOptions, synthetic: Bool, syntheticRows: Int) throws -> Setup {
         var configuration = defaults
         try TrainCommand.apply(options, to: &configuration)
+        // bench --eval names the vote's temperature as npid eval does; its run has no training τ.
+        if let temperature = try knnTemperatureOption(options) {
+            configuration.temperature = temperature
+        }
         if configuration.limitPerClass != nil && configuration.testLimitPerClass == nil {
             configuration.testLimitPerClass = max(1, configuration.limitPerClass! / 5)
         }

@@ -96,7 +96,8 @@ import Torch
         defer { scratch.remove() }
 
         let result = try await CLI.run(["bench", "--eval", "--data", dataset.root, "--width", "8", "--low-dim", "16",
-                                        "--knn-k", "5", "--threads", "1", "--workers", "0"], in: scratch.path)
+                                        "--knn-k", "5", "--knn-t", "0.1", "--threads", "1", "--workers", "0"], in: scratch.path)
+        let zero = try await CLI.run(["bench", "--eval", "--data", dataset.root, "--knn-t", "0"], in: scratch.path)
 
         result.expectSuccess()
         let object = try Self.jsonObject(result)
@@ -104,6 +105,7 @@ import Torch
         #expect(object["queries"] as? Int == dataset.testCount)
         #expect(object["train_images"] as? Int == dataset.trainCount)
         #expect(object["knn_k"] as? Int == 5)
+        zero.expectRejected(status: 2, message: "--knn-t must be a positive temperature, got 0.0")
         let total = try #require(object["seconds"] as? Double)
         let features = try #require(object["feature_seconds"] as? Double)
         let vote = try #require(object["knn_seconds"] as? Double)

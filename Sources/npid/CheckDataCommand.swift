@@ -133,6 +133,20 @@ enum CheckDataCommand {
                 Console.output("  and \(unreadFolders.count - listedCount) more")
             }
         }
+
+        // Photo folders often hold HEIC, WebP or GIF files, which would drop out of training
+        // unmentioned and could leave a class smaller than the user expects.
+        let otherFormatFiles = reports.flatMap(\.scan.folder.otherFormatFiles)
+        if !otherFormatFiles.isEmpty {
+            let listedCount = 10
+            Console.output("files of other image formats, not read (\(otherFormatFiles.count)); save them as .jpg or .png files to use them:")
+            for file in otherFormatFiles.prefix(listedCount) {
+                Console.output("  \(file)")
+            }
+            if otherFormatFiles.count > listedCount {
+                Console.output("  and \(otherFormatFiles.count - listedCount) more")
+            }
+        }
     }
 
     /// Prints one row per class with its good images in each split, and a total row.

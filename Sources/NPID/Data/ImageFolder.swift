@@ -7,7 +7,8 @@ import Foundation
 /// dataset index, fixed when the folder is scanned. Every entry directly inside a class folder whose name
 /// ends in .jpg, .jpeg or .png (any letter case) counts unless it is a folder. Broken links and other
 /// entries that are not regular files are kept, so the scan reports them as bad files. Names starting
-/// with "." are ignored, and so are folders inside class folders, which `unreadFolders` lists.
+/// with "." are ignored, and so are folders inside class folders, which `unreadFolders` lists, and
+/// other files. `otherFormatFiles` lists the ignored files named as images of other formats.
 public struct ImageFolder: Sendable {
     public let directory: String
     public let classNames: [String]
@@ -15,6 +16,9 @@ public struct ImageFolder: Sendable {
     public let labels: [Int]
     /// Paths of the folders directly inside class folders, sorted. Their images are not read.
     public let unreadFolders: [String]
+    /// Paths of the files directly inside class folders whose names end in another image format's
+    /// extension (see `otherImageExtensions`), sorted. They are not read.
+    public let otherFormatFiles: [String]
 
     public var count: Int { paths.count }
 
@@ -52,11 +56,15 @@ public struct ImageFolder: Sendable {
         var labels: [Int] = []
         var emptyClasses: [String] = []
         var unreadFolders: [String] = []
+        var otherFormatFiles: [String] = []
         for (label, className) in classNames.enumerated() {
             let classFolder = directory + "/" + className
             let names = try Self.listNames(in: classFolder).filter { !$0.hasPrefix(".") }
             let folderNames = Set(names.filter { Self.isFolder(classFolder + "/" + $0) })
             unreadFolders.append(contentsOf: folderNames.map { classFolder + "/" + $0 })
+            otherFormatFiles.append(contentsOf: names
+                .filter { Self.isOtherImageFileName($0) && !folderNames.contains($0) }
+                .map { classFolder + "/" + $0 })
             var files = names
                 .filter { Self.isImageFileName($0) && !folderNames.contains($0) }
                 .sorted(by: Self.bytewiseLess)
@@ -71,6 +79,7 @@ public struct ImageFolder: Sendable {
         }
 
         unreadFolders.sort(by: Self.bytewiseLess)
+        otherFormatFiles.sort(by: Self.bytewiseLess)
         guard !paths.isEmpty else {
             throw DataError.noImages(path: directory, nestedFolder: unreadFolders.first)
         }
@@ -85,6 +94,7 @@ public struct ImageFolder: Sendable {
         self.paths = paths
         self.labels = labels
         self.unreadFolders = unreadFolders
+        self.otherFormatFiles = otherFormatFiles
     }
 
     static func parentFolder(of path: String) -> String {
@@ -96,6 +106,17 @@ public struct ImageFolder: Sendable {
         guard !name.hasPrefix(".") else { return false }
         let lowercased = name.lowercased()
         return lowercased.hasSuffix(".jpg") || lowercased.hasSuffix(".jpeg") || lowercased.hasSuffix(".png")
+    }
+
+    /// Extensions of image files that npid leaves out: formats that cameras, phones and browsers write
+    /// but npid does not decode, and .jfif and .jpe, rarer names of JPEG files.
+    static let otherImageExtensions: Set<String> = [
+        "avif", "bmp", "gif", "heic", "heif", "jfif", "jpe", "jxl", "pgm", "ppm", "tif", "tiff", "webp",
+    ]
+
+    static func isOtherImageFileName(_ name: String) -> Bool {
+        guard !name.hasPrefix("."), let dot = name.lastIndex(of: ".") else { return false }
+        return otherImageExtensions.contains(name[name.index(after: dot)...].lowercased())
     }
 
     static func bytewiseLess(_ left: String, _ right: String) -> Bool {

@@ -78,6 +78,31 @@ import Testing
         #expect(lines[19] == "  and 2 more")
     }
 
+    /// Files of other image formats (a phone's HEIC, a browser's WebP) are listed, ten at most,
+    /// because npid leaves them out of every split.
+    @Test func checkDataListsOtherImageFormats() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        try Self.writePNG(scratch, "photos/bird/a.png", width: 40, height: 30)
+        try Self.writePNG(scratch, "photos/fish/a.png", width: 40, height: 30)
+        try scratch.write(Array("not listed".utf8), to: "photos/fish/notes.txt")
+        for index in 1...11 {
+            try scratch.write(Array("GIF89a".utf8), to: String(format: "photos/fish/IMG_%02d.HEIC", index))
+        }
+        let root = scratch.path + "/photos"
+
+        let result = try await CLI.run(["check-data", root], in: scratch.path)
+
+        result.expectSuccess()
+        let lines = result.stdoutLines
+        try #require(lines.count == 20, "stdout: \(result.stdout)")
+        #expect(lines[1] == "class   images")
+        #expect(lines[3] == "fish         1")
+        #expect(lines[8] == "files of other image formats, not read (11); save them as .jpg or .png files to use them:")
+        #expect(Array(lines[9..<19]) == (1...10).map { String(format: "  \(root)/fish/IMG_%02d.HEIC", $0) })
+        #expect(lines[19] == "  and 1 more")
+    }
+
     @Test func checkDataOfCleanSingleSplit() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

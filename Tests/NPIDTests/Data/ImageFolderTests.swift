@@ -156,6 +156,22 @@ import Testing
         #expect(folder.unreadFolders == [root + "/cat/2019", root + "/cat/a"])
     }
 
+    /// Files named as images of other formats are listed, but other files and hidden ones are not.
+    @Test func otherImageFormatsAreListed() throws {
+        let root = try makeFolder([
+            "cat/1.jpg", "cat/2.HEIC", "cat/3.webp", "cat/notes.txt", "cat/.4.gif",
+            "dog/5.png", "dog/6.gif", "dog/7.jfif", "dog/gif",
+        ])
+        defer { TestImages.removeFolder(root) }
+
+        let folder = try ImageFolder(split: root)
+
+        #expect(folder.paths == [root + "/cat/1.jpg", root + "/dog/5.png"])
+        #expect(folder.otherFormatFiles == [
+            root + "/cat/2.HEIC", root + "/cat/3.webp", root + "/dog/6.gif", root + "/dog/7.jfif",
+        ])
+    }
+
     /// An empty class folder that contains a folder names it, since that is the likely cause.
     @Test func emptyClassNamesNestedFolder() throws {
         let root = try makeFolder(["cat/1.jpg", "dog/2019/2.jpg", "emu/notes.md"])

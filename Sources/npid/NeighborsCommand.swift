@@ -45,6 +45,7 @@ enum NeighborsCommand {
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)
         let data = try DataOptions.load(dataRequest, limitPerClass: model.configuration.limitPerClass,
                                         testLimitPerClass: model.configuration.testLimitPerClass)
+        try requireNotAmongImages(outputPath, flag: "--out", images: data.train.paths + data.test.paths)
         try model.checkClasses(of: data)
         let bank = try model.trainingFeatures(of: data.train, recompute: options.has("--recompute"))
 

@@ -93,6 +93,14 @@ func requirePictureOutput(_ path: String, flag: String, inputs: [String]) throws
     try requireNotInput(path, flag: flag, inputs: inputs)
 }
 
+/// Checks that the output file `path` replaces none of the data set's `images`. Only the images
+/// with the same file name are resolved and compared, because a data set may hold millions.
+func requireNotAmongImages(_ path: String, flag: String, images: [String]) throws {
+    let name = URL(fileURLWithPath: path).lastPathComponent
+    let candidates = images.filter { $0 == name || $0.hasSuffix("/" + name) }
+    try requireNotInput(path, flag: flag, inputs: candidates)
+}
+
 /// Checks that the output file `path` differs from each of the `inputs`, compared after resolving
 /// symbolic links and relative parts.
 func requireNotInput(_ path: String, flag: String, inputs: [String]) throws {

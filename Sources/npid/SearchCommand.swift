@@ -102,6 +102,9 @@ enum SearchCommand {
         } else {
             gallery = try .embeddings(at: indexPath!, model: model)
         }
+        if let outputPath {
+            try requireNotAmongImages(outputPath, flag: "--out", images: gallery.paths)
+        }
         let queries = try queryPaths.map { path in
             do {
                 return try ImageDecoder.decode(contentsOf: path)

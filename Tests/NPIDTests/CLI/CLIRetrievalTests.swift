@@ -624,6 +624,45 @@ import Testing
         empty.expectRejected(status: 2, message: "--images \(scratch.path)/empty contains no .jpg, .jpeg or .png file in it or its sub-folders; pass the folder that contains the images")
     }
 
+    /// neighbors and search read the images of --data, so a picture written over one of them
+    /// would destroy the user's image, and the checkpoint would no longer match the folder.
+    @Test func pictureOutputAmongDataImagesIsRejected() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let data = scratch.path + "/data"
+        try FileManager.default.copyItem(atPath: run.dataset.root, toPath: data)
+        // Photo folders hold PNG files, which the .png check on --out lets through, so the first JPEG
+        // of each split is renamed to .png. npid decodes it by its leading bytes.
+        var images: [String] = []
+        for split in ["train", "test"] {
+            let jpeg = try ImageFolder(split: data + "/" + split).paths[0]
+            let png = String(jpeg.dropLast(4)) + ".png"
+            try FileManager.default.moveItem(atPath: jpeg, toPath: png)
+            images.append(png)
+        }
+        let trainImage = images[0]
+        let testImage = images[1]
+        let query = scratch.path + "/query.png"
+        try FileManager.default.copyItem(atPath: testImage, toPath: query)
+        let trainBefore = try Data(contentsOf: URL(fileURLWithPath: trainImage))
+        let testBefore = try Data(contentsOf: URL(fileURLWithPath: testImage))
+
+        let neighborsOverTrain = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", data,
+                                                    "--out", trainImage, "--recompute", "--threads", "1"], in: scratch.path)
+        let neighborsOverTest = try await CLI.run(["neighbors", "--checkpoint", run.checkpointPath, "--data", data,
+                                                   "--out", testImage, "--recompute", "--threads", "1"], in: scratch.path)
+        let searchOverTrain = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", data, query,
+                                                 "--out", trainImage, "--recompute", "--threads", "1"], in: scratch.path)
+
+        let message = "--out \(trainImage) would overwrite the input \(trainImage); write to another file"
+        neighborsOverTrain.expectRejected(status: 2, message: message)
+        neighborsOverTest.expectRejected(status: 2, message: "--out \(testImage) would overwrite the input \(testImage); write to another file")
+        searchOverTrain.expectRejected(status: 2, message: message)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: trainImage)) == trainBefore)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: testImage)) == testBefore)
+    }
+
     /// A copy of a checkpoint stands for an earlier epoch's file of the same run.
     @Test func embedRejectsCheckpointAsOutput() async throws {
         let run = try await CLIRuns.twoEpochs.value

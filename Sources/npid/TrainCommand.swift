@@ -126,6 +126,7 @@ enum TrainCommand {
         if benchSteps == nil, !resumesHere, FileManager.default.fileExists(atPath: runDirectory + "/" + Checkpoint.fileName) {
             throw UsageError("--run-dir \(runDirectory) already contains a checkpoint; pass --resume \(runDirectory) to continue it, or choose another --run-dir")
         }
+        try requireRunFolderOutsideSplits(runDirectory, source: dataRequest.source)
 
         let environment = ProcessInfo.processInfo.environment
         if options.has("--nproc") {
@@ -549,6 +550,20 @@ func shellQuoted(_ word: String) -> String {
 }
 
 /// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.
+/// Throws a usage error when `runDirectory` is a split folder of `source` or lies inside one. The
+/// run's folders and report pictures there would become classes or training images of the next run.
+func requireRunFolderOutsideSplits(_ runDirectory: String, source: DataSource) throws {
+    guard case .folders(let trainPath, let testPath) = source else { return }
+    let resolve = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
+    let run = resolve(runDirectory)
+    for split in [trainPath, testPath] {
+        let splitPath = resolve(split)
+        if run == splitPath || run.hasPrefix(splitPath + "/") {
+            throw UsageError("--run-dir \(runDirectory) would put the run's files in the data split \(split), where they would become training images or classes; choose a --run-dir outside \(split)")
+        }
+    }
+}
+
 func samePath(_ first: String, _ second: String) -> Bool {
     URL(fileURLWithPath: first).resolvingSymlinksInPath().standardizedFileURL.path
         == URL(fileURLWithPath: second).resolvingSymlinksInPath().standardizedFileURL.path

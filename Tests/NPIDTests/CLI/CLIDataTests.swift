@@ -103,6 +103,30 @@ import Testing
         #expect(lines[19] == "  and 1 more")
     }
 
+    /// A run folder inside a split would add its report pictures to a class, or become a class.
+    @Test func runFolderInsideSplitIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for split in ["train", "test"] {
+            for name in ["bird", "fish"] {
+                try Self.writePNG(scratch, "photos/\(split)/\(name)/a.png", width: 40, height: 30)
+            }
+        }
+        let root = scratch.path + "/photos"
+
+        for runDirectory in [root + "/train/bird", root + "/train/run1", root + "/test", root + "/test/../train/run2"] {
+            let result = try await CLI.run(["train", "--data", root, "--run-dir", runDirectory, "--epochs", "1"]
+                                           + CLIRuns.smallModelFlags, in: scratch.path)
+
+            let split = runDirectory.contains("/test") && !runDirectory.contains("..") ? "test" : "train"
+            result.expectRejected(status: 2, message: "--run-dir \(runDirectory) would put the run's files in the data split \(root)/\(split), where they would become training images or classes; choose a --run-dir outside \(root)/\(split)")
+        }
+        let birdFiles = try FileManager.default.contentsOfDirectory(atPath: root + "/train/bird")
+        #expect(birdFiles == ["a.png"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/train").sorted() == ["bird", "fish"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/test").sorted() == ["bird", "fish"])
+    }
+
     @Test func checkDataOfCleanSingleSplit() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -42,7 +42,7 @@ enum EmbedCommand {
         try requireOutputFolder(of: outputPath, flag: "--out")
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: imageRoot, isDirectory: &isFolder), isFolder.boolValue else {
-            throw UsageError("--images \(imageRoot) is not a folder; pass the folder that contains the images")
+            throw UsageError("--images \(imageRoot) does not exist or is not a folder; pass the folder that contains the images")
         }
 
         let model = try TrainedModel(checkpointPath: checkpointPath, runtime: runtime)

@@ -127,7 +127,13 @@ struct QueryImageError: Error, CustomStringConvertible {
     let cause: DataError
 
     var description: String {
-        "query image \(path) cannot be read (\(cause.reason)); pass JPEG or PNG files as queries"
+        let advice: String
+        switch cause {
+        case .unsupportedFormat: advice = "pass JPEG or PNG files as queries"
+        case .imageTooLarge: advice = "pass a smaller copy of it"
+        default: advice = "replace the file or pass another query"
+        }
+        return "query image \(path) cannot be read (\(cause.reason)); \(advice)"
     }
 }
 

@@ -15,7 +15,7 @@ enum TrainCommand {
         OptionSpec("--arch", value: "NAME", help: "resnet18, resnet34 or resnet50 (default \(defaults.model.architecture.rawValue))"),
         OptionSpec("--width", value: "W", help: "channels of the first stage; 64 is the published ResNet, 32 a quarter of the compute (default \(defaults.model.width))"),
         OptionSpec("--low-dim", value: "D", help: "feature dimension (default \(defaults.model.featureDimension))"),
-        OptionSpec("--image-size", value: "S", help: "side of the square network input in pixels (default \(defaults.imageSize), or \(TrainingConfiguration.largeImageSize) when the median image is larger than \(TrainingConfiguration.smallImageSide) px)"),
+        OptionSpec("--image-size", value: "S", help: "side of the square network input in pixels (default \(defaults.imageSize), or \(TrainingConfiguration.largeImageSize) when the training images' median shorter side is larger than \(TrainingConfiguration.smallImageSide) px)"),
         OptionSpec("--stem", value: "NAME", help: "cifar (3x3 stride-1 convolution) or imagenet (7x7 stride-2 and max-pool) (default imagenet for --image-size over \(TrainingConfiguration.smallImageSide), else cifar)"),
         OptionSpec("--nce-k", value: "K", help: "noise rows per sample for nce and softmax-ce; 0 trains with the full softmax (default \(defaults.negativeCount))"),
         OptionSpec("--nce-t", value: "T", help: "temperature τ (default \(defaults.temperature))"),
@@ -549,7 +549,6 @@ func shellQuoted(_ word: String) -> String {
     return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
-/// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.
 /// Throws a usage error when `runDirectory` is a split folder of `source` or lies inside one. The
 /// run's folders and report pictures there would become classes or training images of the next run.
 func requireRunFolderOutsideSplits(_ runDirectory: String, source: DataSource) throws {
@@ -564,6 +563,7 @@ func requireRunFolderOutsideSplits(_ runDirectory: String, source: DataSource) t
     }
 }
 
+/// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.
 func samePath(_ first: String, _ second: String) -> Bool {
     URL(fileURLWithPath: first).resolvingSymlinksInPath().standardizedFileURL.path
         == URL(fileURLWithPath: second).resolvingSymlinksInPath().standardizedFileURL.path

@@ -238,6 +238,23 @@ import Testing
         result.expectRejected(status: 1, message: "query image \(query) cannot be read (not a JPEG or PNG image); pass JPEG or PNG files as queries")
     }
 
+    /// A truncated JPEG is the right format, so the advice is to replace it, not to change format.
+    @Test func searchRejectsTruncatedQuery() async throws {
+        let run = try await CLIRuns.twoEpochs.value
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 7))
+        let query = try scratch.write(Array(jpeg.prefix(jpeg.count / 2)), to: "cut.jpg")
+
+        let result = try await CLI.run(["search", "--checkpoint", run.checkpointPath, "--data", run.dataset.root, query],
+                                       in: scratch.path)
+
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines.count == 1, "stderr: \(result.stderr)")
+        #expect(result.errorLines.first?.hasPrefix("npid: error: query image \(query) cannot be read (libjpeg-turbo: ") == true, "stderr: \(result.stderr)")
+        #expect(result.errorLines.first?.hasSuffix("); replace the file or pass another query") == true, "stderr: \(result.stderr)")
+    }
+
     @Test func searchRejectsMissingQuery() async throws {
         let run = try await CLIRuns.twoEpochs.value
         let scratch = try CLIScratchFolder()

@@ -117,7 +117,7 @@ enum Chromium {
                 return
             }
             let pid = process.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+            CLI.timeLimitQueue.asyncAfter(deadline: .now() + 60) {
                 if process.isRunning {
                     kill(pid, SIGKILL)
                 }

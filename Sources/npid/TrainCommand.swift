@@ -553,14 +553,30 @@ func shellQuoted(_ word: String) -> String {
 /// run's folders and report pictures there would become classes or training images of the next run.
 func requireRunFolderOutsideSplits(_ runDirectory: String, source: DataSource) throws {
     guard case .folders(let trainPath, let testPath) = source else { return }
-    let resolve = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
-    let run = resolve(runDirectory)
+    let run = resolvedPathAllowingMissing(runDirectory)
     for split in [trainPath, testPath] {
-        let splitPath = resolve(split)
+        let splitPath = resolvedPathAllowingMissing(split)
         if run == splitPath || run.hasPrefix(splitPath + "/") {
             throw UsageError("--run-dir \(runDirectory) would put the run's files in the data split \(split), where they would become training images or classes; choose a --run-dir outside \(split)")
         }
     }
+}
+
+/// Returns the absolute form of `path` with symbolic links resolved, also when the path does not
+/// exist yet. `resolvingSymlinksInPath` returns a missing path unchanged, so the links of its
+/// longest existing ancestor are resolved and the missing components appended to the result.
+func resolvedPathAllowingMissing(_ path: String) -> String {
+    var existing = URL(fileURLWithPath: path).standardizedFileURL
+    var missingComponents: [String] = []
+    while !FileManager.default.fileExists(atPath: existing.path) && existing.path != "/" {
+        missingComponents.insert(existing.lastPathComponent, at: 0)
+        existing.deleteLastPathComponent()
+    }
+    var resolved = existing.resolvingSymlinksInPath()
+    for component in missingComponents {
+        resolved.appendPathComponent(component)
+    }
+    return resolved.standardizedFileURL.path
 }
 
 /// True when two paths name the same folder once `.`/`..` and symbolic links are resolved.

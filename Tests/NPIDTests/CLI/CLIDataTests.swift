@@ -127,6 +127,26 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/test").sorted() == ["bird", "fish"])
     }
 
+    /// A run folder that does not exist yet is still found inside a split reached through a
+    /// symbolic link, as in --data photos where photos links to a data disk.
+    @Test func runFolderInsideLinkedSplitIsRejected() async throws {
+        let scratch = try CLIScratchFolder()
+        defer { scratch.remove() }
+        for split in ["train", "test"] {
+            for name in ["bird", "fish"] {
+                try Self.writePNG(scratch, "disk/photos/\(split)/\(name)/a.png", width: 40, height: 30)
+            }
+        }
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/photos", withDestinationPath: "disk/photos")
+
+        let result = try await CLI.run(["train", "--data", "photos", "--run-dir", "photos/train/run1", "--epochs", "1"]
+                                       + CLIRuns.smallModelFlags, in: scratch.path)
+
+        result.expectRejected(status: 2, message: "--run-dir photos/train/run1 would put the run's files in the data split photos/train, where they would become training images or classes; choose a --run-dir outside photos/train")
+        let trainFolders = try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/disk/photos/train")
+        #expect(trainFolders.sorted() == ["bird", "fish"])
+    }
+
     @Test func checkDataOfCleanSingleSplit() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }

@@ -25,16 +25,18 @@ commands:
 Run npid <command> --help for the options of a command.
 """
 
-let commands: [String: (help: String, run: ([String]) throws -> Void)] = [
-    "train": (TrainCommand.help, TrainCommand.run),
-    "eval": (EvalCommand.help, EvalCommand.run),
-    "neighbors": (NeighborsCommand.help, NeighborsCommand.run),
-    "check-data": (CheckDataCommand.help, CheckDataCommand.run),
-    "linear": (LinearCommand.help, LinearCommand.run),
-    "embed": (EmbedCommand.help, EmbedCommand.run),
-    "search": (SearchCommand.help, SearchCommand.run),
-    "report": (ReportCommand.help, ReportCommand.run),
-    "bench": (BenchCommand.help, BenchCommand.run),
+/// Each command's help, options and entry point. bench lists no options here, because each of its
+/// modes has its own (`BenchCommand.modes`).
+let commands: [String: (help: String, specs: [OptionSpec], run: ([String]) throws -> Void)] = [
+    "train": (TrainCommand.help, TrainCommand.specs, TrainCommand.run),
+    "eval": (EvalCommand.help, EvalCommand.specs, EvalCommand.run),
+    "neighbors": (NeighborsCommand.help, NeighborsCommand.specs, NeighborsCommand.run),
+    "check-data": (CheckDataCommand.help, CheckDataCommand.specs, CheckDataCommand.run),
+    "linear": (LinearCommand.help, LinearCommand.specs, LinearCommand.run),
+    "embed": (EmbedCommand.help, EmbedCommand.specs, EmbedCommand.run),
+    "search": (SearchCommand.help, SearchCommand.specs, SearchCommand.run),
+    "report": (ReportCommand.help, ReportCommand.specs, ReportCommand.run),
+    "bench": (BenchCommand.help, [], BenchCommand.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -83,7 +85,8 @@ do {
     Console.error(error.description)
     exit(error.isUsageError ? 2 : 1)
 } catch let error as TorchError where error.isOutOfMemory {
-    Console.error(error.outOfMemoryDescription)
+    let specs = name == "bench" ? BenchCommand.modes.filter { rest.contains($0.flag) }.flatMap(\.specs) : command.specs
+    Console.error(error.outOfMemoryDescription(acceptedOptions: Set(specs.flatMap(\.names))))
     exit(1)
 } catch {
     Console.error(String(describing: error))
@@ -96,13 +99,20 @@ extension TorchError {
         message.contains("DefaultCPUAllocator: can't allocate memory") || message.contains("CUDA out of memory")
     }
 
-    /// One sentence in place of libtorch's allocator text, with the size it asked for.
-    var outOfMemoryDescription: String {
+    /// Returns one sentence in place of libtorch's allocator text, with the size it requested. Of the
+    /// options that size the batch, the network or the memory bank, the sentence names only those in
+    /// `acceptedOptions`, the failed command's option spellings, because eval and others take none.
+    func outOfMemoryDescription(acceptedOptions: Set<String>) -> String {
         let bytes = message.range(of: #"allocate \d+ bytes"#, options: .regularExpression)
             .flatMap { Double(message[$0].dropFirst("allocate ".count).dropLast(" bytes".count)) }
-        let size = bytes.map { String(format: " of %.1f GB", $0 / 1e9) } ?? ""
-        return "out of memory: libtorch could not allocate a tensor\(size); lower the options that size the "
-            + "batch, the network or the memory bank (-b, --width, --low-dim, --nce-k, --bank), or free memory"
+        let size = bytes.map { $0 >= 1e9 ? String(format: " of %.1f GB", $0 / 1e9) : String(format: " of %.1f MB", $0 / 1e6) } ?? ""
+        let failure = "out of memory: libtorch could not allocate a tensor\(size)"
+        let sizingOptions = ["-b", "--width", "--low-dim", "--nce-k", "--bank"].filter(acceptedOptions.contains)
+        guard !sizingOptions.isEmpty else {
+            return failure + "; free memory, or run on a machine with more memory"
+        }
+        return failure + "; lower the options that size the batch, the network or the memory bank ("
+            + sizingOptions.joined(separator: ", ") + "), or free memory"
     }
 }
 

@@ -166,8 +166,9 @@ import Torch
                                        suffix: " of memory; choose a smaller --classes")
     }
 
-    /// libtorch's allocator failure becomes one sentence with the size. The 512 TB bank is beyond
-    /// a 47-bit address space, so the allocation fails even where memory is overcommitted.
+    /// libtorch's allocator failure becomes one sentence with the size, naming only the options
+    /// that bench --knn accepts. The 512 TB bank is beyond a 47-bit address space, so the
+    /// allocation fails even where memory is overcommitted.
     @Test func bankBeyondAddressSpaceFailsWithSentence() async throws {
         let scratch = try CLIScratchFolder()
         defer { scratch.remove() }
@@ -176,6 +177,6 @@ import Torch
                                         "--classes", "10"], in: scratch.path)
 
         #expect(result.status == 1, "stderr: \(result.stderr)")
-        #expect(result.stderr == "npid: error: out of memory: libtorch could not allocate a tensor of 512000.0 GB; lower the options that size the batch, the network or the memory bank (-b, --width, --low-dim, --nce-k, --bank), or free memory\n")
+        #expect(result.stderr == "npid: error: out of memory: libtorch could not allocate a tensor of 512000.0 GB; lower the options that size the batch, the network or the memory bank (--bank), or free memory\n")
     }
 }

@@ -123,11 +123,16 @@ public enum ImageDecoder {
             var height: Int32 = 0
             var subsampling: Int32 = 0
             var colorspace: Int32 = 0
-            // Padding before the start-of-scan marker draws its warning while the header is read.
             guard tjDecompressHeader3(handle, jpeg.baseAddress, jpegSize,
-                                      &width, &height, &subsampling, &colorspace) == 0
-                    || isHarmlessJPEGWarning(turboJPEGMessage(handle), handle: handle, jpeg: jpeg) else {
-                throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
+                                      &width, &height, &subsampling, &colorspace) == 0 else {
+                let message = turboJPEGMessage(handle)
+                // Padding between header segments draws only a warning, and Pillow opens such files.
+                // Without the padding the file is decoded as strictly as any other.
+                if tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue),
+                   message.contains("extraneous bytes before marker"), let cleaned = withoutHeaderPadding(jpeg) {
+                    return try decodeJPEG(cleaned, path: path, maxPixelCount: maxPixelCount)
+                }
+                throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + message)
             }
             let pixelWidth = Int(width)
             let pixelHeight = Int(height)
@@ -148,26 +153,15 @@ public enum ImageDecoder {
             // count as failures, because libjpeg-turbo fills the missing part with grey. Stopping at the
             // first warning saves decoding the rest of a broken file, and the scan limit stops progressive
             // files with thousands of tiny scans, which take minutes to decode.
-            let strictFlags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
+            // NOTE: this also rejects padding after the image data, before the end marker, which
+            // Pillow accepts. libjpeg-turbo gives damaged image data the same warning.
+            let flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
             let decoded = try [UInt8](unsafeUninitializedCapacity: pixelWidth * pixelHeight * channels) {
                 buffer, initializedCount in
-                let output = buffer.baseAddress
-                let decompress = { (flags: Int32) in
-                    tjDecompress2(handle, jpeg.baseAddress, jpegSize, output,
-                                  width, 0, height, pixelFormat, flags)
-                }
-                if decompress(strictFlags) != 0 {
-                    let message = turboJPEGMessage(handle)
-                    let failure = DataError.corruptImage(path: path, message: "libjpeg-turbo: " + message)
-                    guard isHarmlessJPEGWarning(message, handle: handle, jpeg: jpeg) else { throw failure }
-
-                    // Padding stopped the strict pass, so the file is decoded again past warnings.
-                    // NOTE: libjpeg-turbo reports only the first warning, so damage after the padding
-                    // is accepted with the pixels that libjpeg-turbo recovers.
-                    let lenientStatus = decompress(strictFlags & ~TJFLAG_STOPONWARNING)
-                    guard lenientStatus == 0 || isHarmlessJPEGWarning(turboJPEGMessage(handle), handle: handle, jpeg: jpeg) else {
-                        throw failure
-                    }
+                let status = tjDecompress2(handle, jpeg.baseAddress, jpegSize, buffer.baseAddress,
+                                           width, 0, height, pixelFormat, flags)
+                guard status == 0 else {
+                    throw DataError.corruptImage(path: path, message: "libjpeg-turbo: " + turboJPEGMessage(handle))
                 }
                 initializedCount = buffer.count
             }
@@ -180,46 +174,37 @@ public enum ImageDecoder {
         }
     }
 
-    /// Returns whether the decoder's failure was the warning "extraneous bytes before marker" in a
-    /// file that still has its end-of-image marker. Pillow opens such padded files, and the
-    /// padding does not change the pixels.
-    static func isHarmlessJPEGWarning(_ message: String, handle: tjhandle, jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
-        // Only the first warning is reported, so the end marker is what rules out a truncated
-        // file that also has padding.
-        tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue)
-            && message.contains("extraneous bytes before marker")
-            && hasEndOfImageMarker(jpeg)
-    }
-
-    /// Returns whether an end-of-image marker (FF D9) follows the first start-of-scan marker. Header
-    /// segments are skipped by length, so a thumbnail's markers inside APP1 do not count.
-    static func hasEndOfImageMarker(_ jpeg: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Returns the file without the bytes between its header segments that are not markers, or
+    /// nil when it has none or its header is cut short. Everything from the first start-of-scan
+    /// marker on is kept as it is, so padding or damage there still fails the strict decode.
+    static func withoutHeaderPadding(_ jpeg: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard jpeg.count >= 2 else { return nil }
+        var cleaned = Array(jpeg[0..<2])
+        var removedPadding = false
         var offset = 2
-        while offset + 1 < jpeg.count {
-            let marker = jpeg[offset + 1]
-            if jpeg[offset] != 0xFF || marker == 0xFF {
-                offset += 1  // padding or a fill byte before a marker
+        while offset < jpeg.count {
+            if jpeg[offset] != 0xFF {
+                removedPadding = true
+                offset += 1
                 continue
             }
-            if marker == 0xD9 {
-                return true
+            guard offset + 1 < jpeg.count else { return nil }
+            let marker = jpeg[offset + 1]
+            if marker == 0xFF {
+                offset += 1  // a fill byte before a marker
+                continue
             }
-            if marker == 0xDA {
-                break
+            if marker == 0xDA || marker == 0xD9 {
+                cleaned.append(contentsOf: jpeg[offset...])
+                return removedPadding ? cleaned : nil
             }
-            guard offset + 3 < jpeg.count else { return false }
-            offset += 2 + (Int(jpeg[offset + 2]) << 8 | Int(jpeg[offset + 3]))
+            guard offset + 3 < jpeg.count else { return nil }
+            let length = Int(jpeg[offset + 2]) << 8 | Int(jpeg[offset + 3])
+            guard length >= 2, offset + 2 + length <= jpeg.count else { return nil }
+            cleaned.append(contentsOf: jpeg[offset..<(offset + 2 + length)])
+            offset += 2 + length
         }
-
-        // Entropy coding writes 00 after every FF byte, so FF D9 in the scan data is the end marker.
-        // NOTE: a quantisation or Huffman table between progressive scans could hold FF D9 too.
-        while offset + 1 < jpeg.count {
-            if jpeg[offset] == 0xFF && jpeg[offset + 1] == 0xD9 {
-                return true
-            }
-            offset += 1
-        }
-        return false
+        return nil
     }
 
     static func turboJPEGMessage(_ handle: tjhandle) -> String {

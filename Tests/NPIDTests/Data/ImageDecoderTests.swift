@@ -71,21 +71,34 @@ import Testing
         #expect(error!.description.contains("/data/cat/0001.jpg"))
     }
 
-    /// Bytes before the end marker or the scan draw only a warning, and the pixels stay those
-    /// of the file without them.
-    @Test(arguments: [0xD9, 0xDA] as [UInt8])
-    func paddedJPEGDecodesLikeOriginal(beforeMarker marker: UInt8) throws {
+    /// Padding between header segments draws only a warning, and the pixels stay those of the
+    /// file without it.
+    @Test(arguments: [0xDA, 0xDB, 0xC4] as [UInt8])
+    func headerPaddingDecodesLikeOriginal(beforeMarker marker: UInt8) throws {
         let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 24, seed: 2))
         var padded = jpeg
         let markerOffset = try #require(TestImages.jpegMarkerOffset(jpeg, marker))
         padded.insert(contentsOf: [0x00, 0x11, 0x22], at: markerOffset)
+        padded.append(contentsOf: Array("trailer after the end marker".utf8))
 
         let original = try ImageDecoder.decode(bytes: jpeg, path: "plain.jpg")
         let decoded = try ImageDecoder.decode(bytes: padded, path: "padded.jpg")
         #expect(decoded == original)
     }
 
-    /// Padding does not excuse a truncated file: without its end marker the file is rejected.
+    /// Padding before the end marker draws the same warning as damaged image data, so it is
+    /// rejected rather than risk accepting wrong pixels.
+    @Test func paddingBeforeEndMarkerRejected() throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 24, seed: 4))
+        var padded = jpeg
+        padded.insert(contentsOf: [0x00, 0x11, 0x22, 0x33], at: jpeg.count - 2)
+
+        #expect(throws: DataError.self) {
+            try ImageDecoder.decode(bytes: padded, path: "padded.jpg")
+        }
+    }
+
+    /// Header padding does not excuse a truncated file.
     @Test func paddedTruncatedJPEGRejected() throws {
         let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 32, seed: 3))
         var padded = jpeg
@@ -96,18 +109,6 @@ import Testing
         #expect(throws: DataError.self) {
             try ImageDecoder.decode(bytes: truncated, path: "cut.jpg")
         }
-    }
-
-    /// Bytes after the end marker, which the decoder ignores, do not make padding fatal.
-    @Test func paddedJPEGWithTrailerDecodes() throws {
-        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 32, height: 24, seed: 4))
-        var padded = jpeg
-        padded.insert(contentsOf: [0x00, 0x11, 0x22, 0x33], at: jpeg.count - 2)
-        padded.append(contentsOf: Array("trailer after the end marker".utf8))
-
-        let original = try ImageDecoder.decode(bytes: jpeg, path: "plain.jpg")
-        let decoded = try ImageDecoder.decode(bytes: padded, path: "padded.jpg")
-        #expect(decoded == original)
     }
 
     /// The end marker of a thumbnail inside the EXIF segment does not vouch for a truncated image.
@@ -124,6 +125,30 @@ import Testing
         #expect(throws: DataError.self) {
             try ImageDecoder.decode(bytes: truncated, path: "cut.jpg")
         }
+    }
+
+    /// Changed bytes in the image data, with or without header padding, are mostly caught. Some
+    /// changes decode without any warning, so the bound is a share, not every case.
+    @Test(arguments: [false, true])
+    func damagedImageDataMostlyRejected(withHeaderPadding: Bool) throws {
+        let jpeg = TestImages.encodeJPEG(TestImages.noise(width: 64, height: 64, seed: 8))
+        let scanStart = try #require(TestImages.jpegMarkerOffset(jpeg, 0xDA))
+        let dataStart = scanStart + 2 + (Int(jpeg[scanStart + 2]) << 8 | Int(jpeg[scanStart + 3]))
+        let positions = Array(stride(from: dataStart + 16, to: jpeg.count - 2, by: (jpeg.count - 2 - dataStart) / 40))
+
+        var accepted = 0
+        for position in positions {
+            var damaged = jpeg
+            damaged[position] ^= 0x5A
+            if withHeaderPadding {
+                damaged.insert(contentsOf: [0x00, 0x11], at: scanStart)
+            }
+            if (try? ImageDecoder.decode(bytes: damaged, path: "damaged.jpg")) != nil {
+                accepted += 1
+            }
+        }
+        #expect(positions.count >= 30)
+        #expect(accepted * 4 <= positions.count, "accepted \(accepted) of \(positions.count) damaged files")
     }
 
     @Test func oversizedJPEGHeaderRejected() throws {

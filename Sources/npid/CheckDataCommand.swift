@@ -122,30 +122,28 @@ enum CheckDataCommand {
 
         // npid reads only the images directly in a class folder, so images sorted into deeper
         // folders would be missing from training without a word.
-        let unreadFolders = reports.flatMap(\.scan.folder.unreadFolders)
-        if !unreadFolders.isEmpty {
-            let listedCount = 10
-            Console.output("folders inside class folders, not read (\(unreadFolders.count)):")
-            for folder in unreadFolders.prefix(listedCount) {
-                Console.output("  \(folder)")
-            }
-            if unreadFolders.count > listedCount {
-                Console.output("  and \(unreadFolders.count - listedCount) more")
-            }
-        }
+        printFirstTen(reports.flatMap(\.scan.folder.unreadFolders),
+                      heading: { "folders inside class folders, not read (\($0)):" })
 
         // Photo folders often hold HEIC, WebP or GIF files, which would drop out of training
         // unmentioned and could leave a class smaller than the user expects.
-        let otherFormatFiles = reports.flatMap(\.scan.folder.otherFormatFiles)
-        if !otherFormatFiles.isEmpty {
-            let listedCount = 10
-            Console.output("files of other image formats, not read (\(otherFormatFiles.count)); save them as .jpg or .png files to use them:")
-            for file in otherFormatFiles.prefix(listedCount) {
-                Console.output("  \(file)")
-            }
-            if otherFormatFiles.count > listedCount {
-                Console.output("  and \(otherFormatFiles.count - listedCount) more")
-            }
+        printFirstTen(reports.flatMap(\.scan.folder.otherFormatFiles),
+                      heading: { "files of other image formats, not read (\($0)); save them as .jpg or .png files to use them:" })
+    }
+
+    /// Prints `heading` with the count of `paths`, then the first ten paths and how many more
+    /// there are. Prints nothing for no paths.
+    static func printFirstTen(_ paths: [String], heading: (Int) -> String) {
+        guard !paths.isEmpty else {
+            return
+        }
+        let listedCount = 10
+        Console.output(heading(paths.count))
+        for path in paths.prefix(listedCount) {
+            Console.output("  \(path)")
+        }
+        if paths.count > listedCount {
+            Console.output("  and \(paths.count - listedCount) more")
         }
     }
 

@@ -125,8 +125,8 @@ enum CheckDataCommand {
         printFirstTen(reports.flatMap(\.scan.folder.unreadFolders),
                       heading: { "folders inside class folders, not read (\($0)):" })
 
-        // Photo folders often hold HEIC, WebP or GIF files, which would drop out of training
-        // unmentioned and could leave a class smaller than the user expects.
+        // HEIC, WebP or GIF files would drop out of training unmentioned and could leave a class
+        // smaller than the user expects.
         printFirstTen(reports.flatMap(\.scan.folder.otherFormatFiles),
                       heading: { "files of other image formats, not read (\($0)); save them as .jpg or .png files to use them:" })
     }

@@ -30,13 +30,9 @@ enum KNNBench {
         let classCount = try positive(options, "--classes", default: 1000)
         // The evaluation counts a classes × classes confusion matrix of Int in Swift arrays, and
         // Swift stops the process without a message when that allocation fails.
-        let confusionBytes = Double(classCount) * Double(classCount) * Double(MemoryLayout<Int>.size)
-        let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
-        if confusionBytes > memoryBytes {
-            throw UsageError("--classes \(classCount) needs " + String(format: "%.1f GB", confusionBytes / 1e9)
-                             + " for the confusion matrix alone, more than this machine's "
-                             + String(format: "%.1f GB", memoryBytes / 1e9) + " of memory; choose a smaller --classes")
-        }
+        try requireFitsMemory(bytes: Double(classCount) * Double(classCount) * Double(MemoryLayout<Int>.size),
+                              request: "--classes \(classCount)", use: "the confusion matrix alone",
+                              advice: "choose a smaller --classes")
         let neighborCount = try positive(options, "--knn-k", default: defaults.neighborCount)
         let queryChunk = try positive(options, "--query-chunk", default: defaultBlocks.chunkSize)
         let bankChunk = try positive(options, "--bank-chunk", default: defaultBlocks.bankChunkSize)

@@ -29,12 +29,18 @@ func featureLayerOption(_ options: ParsedOptions, default defaultLayer: FeatureL
 /// pixels needs more than this machine's memory. The loader allocates each batch in one piece,
 /// and Swift stops the process without a message when such an allocation fails.
 func requireBatchFitsMemory(imageSize: Int, batchSize: Int) throws {
-    let batchBytes = Double(batchSize) * Double(imageSize) * Double(imageSize) * 3 * 4
+    try requireFitsMemory(bytes: Double(batchSize) * Double(imageSize) * Double(imageSize) * 3 * 4,
+                          request: "--image-size \(imageSize) with batches of \(counted(batchSize, "image"))",
+                          use: "the pixels of one batch", advice: "choose a smaller --image-size or -b")
+}
+
+/// Throws a usage error when `bytes` exceed this machine's physical memory, naming the `request`
+/// that needs them, their `use`, and the `advice` to follow.
+func requireFitsMemory(bytes: Double, request: String, use: String, advice: String) throws {
     let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
-    guard batchBytes <= memoryBytes else {
-        throw UsageError("--image-size \(imageSize) with batches of \(counted(batchSize, "image")) needs "
-                         + String(format: "%.1f GB", batchBytes / 1e9) + " for the pixels of one batch, more than this machine's "
-                         + String(format: "%.1f GB", memoryBytes / 1e9) + " of memory; choose a smaller --image-size or -b")
+    guard bytes <= memoryBytes else {
+        throw UsageError("\(request) needs " + String(format: "%.1f GB", bytes / 1e9) + " for \(use), more than this machine's "
+                         + String(format: "%.1f GB", memoryBytes / 1e9) + " of memory; \(advice)")
     }
 }
 

@@ -115,13 +115,9 @@ enum TrainBench {
         if synthetic {
             // The bank is allocated in full; past the machine's memory the allocation would fail
             // somewhere inside libtorch or Swift instead of with this message.
-            let bankBytes = Double(syntheticRows) * Double(configuration.model.featureDimension) * 4
-            let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
-            if bankBytes > memoryBytes {
-                throw UsageError("--bank \(syntheticRows) needs " + String(format: "%.1f GB", bankBytes / 1e9)
-                                 + " for the memory bank alone, more than this machine's "
-                                 + String(format: "%.1f GB", memoryBytes / 1e9) + " of memory; choose a smaller --bank")
-            }
+            try requireFitsMemory(bytes: Double(syntheticRows) * Double(configuration.model.featureDimension) * 4,
+                                  request: "--bank \(syntheticRows)", use: "the memory bank alone",
+                                  advice: "choose a smaller --bank")
         }
 
         let started = Date()

@@ -126,7 +126,7 @@ public enum ImageDecoder {
             guard tjDecompressHeader3(handle, jpeg.baseAddress, jpegSize,
                                       &width, &height, &subsampling, &colorspace) == 0 else {
                 let message = turboJPEGMessage(handle)
-                // Padding between header segments draws only a warning, and Pillow opens such files.
+                // Padding between header segments draws only a warning, and Pillow 13 opens such files.
                 // Without the padding the file is decoded as strictly as any other.
                 if tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue),
                    message.contains("extraneous bytes before marker"), let cleaned = withoutHeaderPadding(jpeg) {

@@ -108,8 +108,8 @@ public struct ImageFolder: Sendable {
         return lowercased.hasSuffix(".jpg") || lowercased.hasSuffix(".jpeg") || lowercased.hasSuffix(".png")
     }
 
-    /// Extensions of image files that npid leaves out: formats that cameras, phones and browsers write
-    /// but npid does not decode, and .jfif and .jpe, rarer names of JPEG files.
+    /// Extensions of image files that npid leaves out: common formats that npid does not decode,
+    /// and .jfif and .jpe, rarer names of JPEG files.
     static let otherImageExtensions: Set<String> = [
         "avif", "bmp", "gif", "heic", "heif", "jfif", "jpe", "jxl", "pgm", "ppm", "tif", "tiff", "webp",
     ]

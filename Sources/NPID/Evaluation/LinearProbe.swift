@@ -172,7 +172,7 @@ public struct LinearProbeDiverged: Error, CustomStringConvertible {
         let failure = weightsOnly
             ? "the linear probe's weights became NaN or infinite"
             : "the linear probe's loss became \(loss.isNaN ? "NaN" : "\(loss)")"
-        // SGD's decay step w ← w − lr·wd·w overshoots once lr·wd passes 2, so a large
+        // Plain SGD's decay step w ← w − lr·wd·w overshoots once lr·wd passes 2, so a large
         // --weight-decay diverges at any learning rate that is not lowered with it.
         guard weightDecay > 0 else {
             return "\(failure) in epoch \(epoch) with --lr \(learningRate); pass a lower --lr"

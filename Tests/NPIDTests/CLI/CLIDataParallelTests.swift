@@ -197,7 +197,7 @@ import Testing
         let lines = process.stderr.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.hasPrefix("npid: rank ") && $0.contains(": the launcher (pid ") && $0.hasSuffix(") has exited; stopping as on SIGTERM") },
                 "stderr: \(process.stderr)")
-        // Whichever rank notices first stops by SIGTERM and asks the other to stop, so rank 0
+        // Whichever rank notices first stops by SIGTERM and requests that the other stop, so rank 0
         // may report either cause.
         #expect(lines.contains { $0.hasPrefix("npid: stopped by SIGTERM ") || $0.hasPrefix("npid: stopped at another rank's request ") },
                 "stderr: \(process.stderr)")
